@@ -1,0 +1,29 @@
+"""The narrow interface between the runtime and a message broker.
+
+The runtime only talks to these protocols.  streams.kafka implements them on
+aiokafka; an embedded broker can implement them for tests and local runs.
+"""
+
+from streams.transport.base import (
+    Admin,
+    Consumer,
+    OutRecord,
+    Producer,
+    RawRecord,
+    RebalanceListener,
+    TopicPartition,
+    TopicSpec,
+    Transport,
+)
+
+__all__ = [
+    "Admin",
+    "Consumer",
+    "OutRecord",
+    "Producer",
+    "RawRecord",
+    "RebalanceListener",
+    "TopicPartition",
+    "TopicSpec",
+    "Transport",
+]

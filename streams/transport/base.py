@@ -1,0 +1,173 @@
+"""Protocols of the broker transport: consumer, producer, admin.
+
+They are deliberately small.  Everything batch-shaped crosses this boundary as
+a batch: one poll returns many records, one send_many takes many records, and
+errors of individual sends surface at flush().
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+from streams.record import Headers
+
+
+class TopicPartition(NamedTuple):
+    """Equal to, and hashes like, aiokafka's TopicPartition."""
+
+    topic: str
+    partition: int
+
+
+class RawRecord(NamedTuple):
+    """A record as the broker returns it: bytes plus coordinates."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+class OutRecord(NamedTuple):
+    """A serialized record bound for a known partition."""
+
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int | None
+    headers: Headers
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the application needs, with its partition count and configs."""
+
+    name: str
+    partitions: int
+    replication_factor: int = 1
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    config: Mapping[str, str]
+
+
+class RebalanceListener(Protocol):
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None: ...
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None: ...
+
+
+class Consumer(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def subscribe(self, topics: Sequence[str], listener: RebalanceListener) -> None: ...
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None: ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    async def poll(self, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[RawRecord]]: ...
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+    async def committed(self, partition: TopicPartition) -> int | None: ...
+
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
+    async def seek_to_committed_or_reset(self, partitions: Iterable[TopicPartition]) -> None: ...
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None: ...
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None: ...
+
+    async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]: ...
+
+    async def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]: ...
+
+    def group_metadata(self) -> tuple[str, int]:
+        """(member id, generation id) of the current group membership."""
+        ...
+
+
+class Producer(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send_many(self, records: Iterable[OutRecord]) -> None:
+        """Queue records for sending; waits only when the send buffer is full."""
+        ...
+
+    async def flush(self) -> dict[TopicPartition, int]:
+        """Wait for every queued record; return the last offset written per partition.
+
+        Raises the first send error, if any record failed.
+        """
+        ...
+
+    async def begin_transaction(self) -> None: ...
+
+    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int], group_id: str) -> None: ...
+
+    async def commit_transaction(self) -> None: ...
+
+    async def abort_transaction(self) -> None: ...
+
+
+class Admin(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def describe_topics(self, names: Iterable[str]) -> dict[str, TopicInfo | None]: ...
+
+    async def create_topics(self, specs: Iterable[TopicSpec]) -> None:
+        """Create the topics that do not exist yet; existing ones are left alone."""
+        ...
+
+    async def delete_topics(self, names: Iterable[str]) -> None: ...
+
+    async def list_offsets(
+        self, partitions: Iterable[TopicPartition], spec: str | int
+    ) -> dict[TopicPartition, int]:
+        """Offsets for "earliest", "latest" or a timestamp in ms (the first offset at or after it)."""
+        ...
+
+    async def committed_offsets(
+        self, group_id: str, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, int | None]: ...
+
+    async def set_committed_offsets(self, group_id: str, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+    async def active_members(self, group_id: str) -> list[str]: ...
+
+
+class Transport(Protocol):
+    """Makes consumers, producers and admin clients for one cluster."""
+
+    def consumer(
+        self,
+        group_id: str | None,
+        *,
+        assignor: Any = None,
+        isolation_level: str = "read_uncommitted",
+        config: Mapping[str, Any] | None = None,
+    ) -> Consumer: ...
+
+    def producer(
+        self, *, transactional_id: str | None = None, config: Mapping[str, Any] | None = None
+    ) -> Producer: ...
+
+    def admin(self) -> Admin: ...

@@ -1,0 +1,68 @@
+"""Test set-up: a real Kafka broker for the whole session, and unique topics per test.
+
+The broker comes from scripts/kafka unless STREAMS_BROKERS names one already
+running.  Broker tests never skip: if the broker cannot start, the session fails
+with the broker's log tail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+REPO = Path(__file__).resolve().parent.parent
+KAFKA_SCRIPT = REPO / "scripts" / "kafka"
+
+
+def _script(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(KAFKA_SCRIPT), command], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="session")
+def brokers() -> str:
+    """Bootstrap address of a running broker, started here if needed."""
+    configured = os.environ.get("STREAMS_BROKERS")
+    if configured:
+        yield configured
+        return
+    already_running = _script("status").returncode == 0
+    started = _script("start")
+    if started.returncode != 0:
+        pytest.fail(f"Kafka broker did not start:\n{started.stdout}\n{started.stderr}", pytrace=False)
+    address = started.stdout.strip().splitlines()[-1]
+    os.environ["STREAMS_BROKERS"] = address
+    yield address
+    os.environ.pop("STREAMS_BROKERS", None)
+    if not already_running:
+        _script("stop")
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def create_topics(brokers: str, names_partitions: dict[str, int], config: dict | None = None) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=brokers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, partitions, 1, topic_configs=dict(config or {})) for name, partitions in names_partitions.items()]
+        )
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def topic_name(request) -> str:
+    """A fresh topic name prefix for this test."""
+    return unique_name(request.node.name.split("[")[0].replace("_", "-")[:40])
