@@ -7,11 +7,15 @@ aiokafka; an embedded broker can implement them for tests and local runs.
 from streams.transport.base import (
     Admin,
     Consumer,
+    GroupAssignor,
+    MemberAssignment,
+    MemberSubscription,
     OutRecord,
     Producer,
     RawRecord,
     RebalanceListener,
     TopicPartition,
+    TopicInfo,
     TopicSpec,
     Transport,
 )
@@ -19,11 +23,15 @@ from streams.transport.base import (
 __all__ = [
     "Admin",
     "Consumer",
+    "GroupAssignor",
+    "MemberAssignment",
+    "MemberSubscription",
     "OutRecord",
     "Producer",
     "RawRecord",
     "RebalanceListener",
     "TopicPartition",
+    "TopicInfo",
     "TopicSpec",
     "Transport",
 ]

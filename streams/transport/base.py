@@ -171,3 +171,31 @@ class Transport(Protocol):
     ) -> Producer: ...
 
     def admin(self) -> Admin: ...
+
+
+class MemberSubscription(NamedTuple):
+    topics: tuple[str, ...]
+    user_data: bytes
+
+
+class MemberAssignment(NamedTuple):
+    partitions: tuple[TopicPartition, ...]
+    user_data: bytes
+
+
+class GroupAssignor(Protocol):
+    """Pure group-assignment logic; a transport adapts it to its group protocol.
+
+    The group leader calls assign(); every member reports subscription_user_data()
+    when it joins and receives its own MemberAssignment through on_assignment().
+    """
+
+    name: str
+
+    def subscription_user_data(self) -> bytes: ...
+
+    def assign(
+        self, members: Mapping[str, MemberSubscription], partitions_per_topic: Mapping[str, int]
+    ) -> dict[str, MemberAssignment]: ...
+
+    def on_assignment(self, assignment: MemberAssignment) -> None: ...
