@@ -1,25 +1,18 @@
 """The record that flows between operators.
 
-A record keeps a reference to the raw bytes and coordinates of the input record
-it came from, so that an error anywhere downstream can be reported against the
+A record keeps a reference to the raw input record it came from (its bytes and
+coordinates), so that an error anywhere downstream can be reported against the
 exact source offset (dead-letter queue) without re-reading Kafka.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streams.transport.base import RawRecord
 
 Headers = tuple[tuple[str, bytes], ...]
-
-
-class Origin(NamedTuple):
-    """Where a record entered the topology: enough to dead-letter it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 class Record:
@@ -33,7 +26,7 @@ class Record:
         value: Any,
         timestamp: int,
         headers: Headers = (),
-        origin: Origin | None = None,
+        origin: RawRecord | None = None,
     ) -> None:
         self.key = key
         self.value = value

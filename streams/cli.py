@@ -1,0 +1,68 @@
+"""The `streams` command: run workers, describe topologies, reset and replay.
+
+    streams worker module:app        run a worker
+    streams describe module:app      print the topology (--mermaid for a diagram)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.app import App
+
+
+def load_app(spec: str) -> App:
+    """Import "package.module:attribute" (attribute defaults to `app`)."""
+    from streams.app import App
+
+    module_name, _, attribute = spec.partition(":")
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    module = importlib.import_module(module_name)
+    app = getattr(module, attribute or "app", None)
+    if not isinstance(app, App):
+        raise SystemExit(f"{spec!r} does not name a streams.App")
+    return app
+
+
+def _parser(with_app_argument: bool) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streams", description="Stream processing on Apache Kafka.")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    worker = commands.add_parser("worker", help="run a worker until SIGTERM or SIGINT")
+    describe = commands.add_parser("describe", help="print the topology")
+    describe.add_argument("--mermaid", action="store_true", help="print a Mermaid flowchart")
+    if with_app_argument:
+        for sub in (worker, describe):
+            sub.add_argument("app", help="module:attribute of the App")
+    return parser
+
+
+def _execute(app: App, args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    if args.command == "describe":
+        print(app.describe(mermaid=args.mermaid), end="")
+        return 0
+    if args.command == "worker":
+        app.run()
+        return 0
+    raise SystemExit(f"unknown command {args.command!r}")
+
+
+def run_app_command(app: App, argv: list[str] | None) -> None:
+    """`python myapp.py worker` for a script that calls app.main()."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(with_app_argument=False).parse_args(argv or ["worker"])
+    raise SystemExit(_execute(app, args))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser(with_app_argument=True).parse_args(argv)
+    raise SystemExit(_execute(load_app(args.app), args))

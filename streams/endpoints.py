@@ -1,0 +1,72 @@
+"""Where records enter and leave a task: deserializing sources and serializing sinks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from streams.processor import Processor
+from streams.record import Record
+from streams.serdes import Serde
+from streams.transport.base import RawRecord
+
+TimestampExtractor = Callable[[Any, Any, RawRecord], int]
+TopicChooser = Callable[[Any, Any], str]
+
+
+class Source(Processor):
+    """Deserializes raw records; a record that cannot be read goes to the error policy."""
+
+    def __init__(self, name: str, key_serde: Serde, value_serde: Serde,
+                 timestamp_extractor: TimestampExtractor | None = None) -> None:
+        super().__init__(name)
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.timestamp_extractor = timestamp_extractor
+
+    def process_raw(self, raws: list[RawRecord]) -> None:
+        deserialize_key = self.key_serde.deserialize
+        deserialize_value = self.value_serde.deserialize
+        extract = self.timestamp_extractor
+        out = []
+        for raw in raws:
+            try:
+                key = deserialize_key(raw.key)
+                value = deserialize_value(raw.value)
+                timestamp = raw.timestamp if extract is None else int(extract(key, value, raw))
+            except Exception as exc:
+                self.context.report_error(Record(None, None, raw.timestamp, raw.headers, raw), exc, self.name)
+                continue
+            out.append(Record(key, value, timestamp, raw.headers, raw))
+        self.forward(out)
+
+    def process(self, batch: list[Record]) -> None:
+        self.forward(batch)
+
+
+class Sink(Processor):
+    """Serializes records into the task's output, to a fixed topic or one chosen per record."""
+
+    def __init__(self, name: str, topic: str | TopicChooser, key_serde: Serde, value_serde: Serde,
+                 partitioner: Callable[[bytes | None, int], int] | None = None) -> None:
+        super().__init__(name)
+        self.topic = topic
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.partitioner = partitioner
+
+    def process(self, batch: list[Record]) -> None:
+        if isinstance(self.topic, str):
+            self.context.emit(self.topic, batch, self.key_serde, self.value_serde, self.partitioner)
+            return
+        by_topic: dict[str, list[Record]] = {}
+        choose = self.topic
+        for r in batch:
+            try:
+                topic = choose(r.key, r.value)
+            except Exception as exc:
+                self.context.report_error(r, exc, self.name)
+                continue
+            by_topic.setdefault(topic, []).append(r)
+        for topic, records in by_topic.items():
+            self.context.emit(topic, records, self.key_serde, self.value_serde, self.partitioner)

@@ -1,0 +1,29 @@
+"""Exceptions raised by the framework, each naming what went wrong and where."""
+
+from __future__ import annotations
+
+
+class StreamsError(Exception):
+    """Base class of the framework's errors."""
+
+
+class TopologyError(StreamsError):
+    """The topology cannot work: unknown topics, bad co-partitioning, wrong callback shapes."""
+
+
+class ProcessingError(StreamsError):
+    """A record failed under the "fail" error policy; its offset is not committed."""
+
+    def __init__(self, operator: str, topic: str, partition: int, offset: int, cause: BaseException) -> None:
+        super().__init__(
+            f"operator {operator!r} failed on {topic}[{partition}]@{offset}: {type(cause).__name__}: {cause}"
+        )
+        self.operator = operator
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.cause = cause
+
+
+class TaskFencedError(StreamsError):
+    """Another worker owns this task now; the task must close without committing."""

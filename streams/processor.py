@@ -1,0 +1,61 @@
+"""The processor API that every operator, store and sink is built on.
+
+A Processor receives a batch (a list of Records) and forwards batches to its
+children.  It never awaits: Kafka I/O happens in the runtime around it, so the
+same processors serve the worker, the test driver and the embedded broker.
+Batches are never mutated after they are forwarded, so one list may be handed to
+several children.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from streams.record import Record
+
+
+class ProcessorContext(Protocol):
+    """What a task offers its processors."""
+
+    app_id: str
+    task_id: str
+    partition: int
+
+    @property
+    def stream_time(self) -> int: ...
+
+    def wall_clock_ms(self) -> int: ...
+
+    def get_store(self, name: str) -> Any: ...
+
+    def emit(self, topic: str, records: list[Record], key_serde: Any, value_serde: Any,
+             partitioner: Callable[[bytes | None, int], int] | None = None) -> None: ...
+
+    def report_error(self, record: Record | None, exc: BaseException, operator: str) -> None: ...
+
+
+class Processor:
+    """Base class: holds children and the context; subclasses implement process()."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.children: list[Processor] = []
+        self.context: ProcessorContext | None = None
+
+    def init(self, context: ProcessorContext) -> None:
+        self.context = context
+
+    def process(self, batch: list[Record]) -> None:
+        raise NotImplementedError
+
+    def forward(self, batch: list[Record]) -> None:
+        if batch:
+            for child in self.children:
+                child.process(batch)
+
+    def punctuate(self, wall_clock_ms: int) -> None:
+        """Called periodically; windowed operators close windows here."""
+
+    def close(self) -> None:
+        """Release resources; called when the task closes."""

@@ -1,0 +1,1 @@
+"""The imperative shell: runs compiled tasks on a consumer group."""

@@ -1,0 +1,246 @@
+"""The worker: runs an App's tasks on a consumer group.
+
+The loop is: poll a batch, split it by task, run each task's part through its
+processors, queue all outputs on the producer with one call, and commit on the
+commit interval through streams.runtime.commit.  Rebalances create and close
+tasks; a revoked task commits first.  SIGTERM and SIGINT finish the batch,
+commit and leave the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from streams.compiler import CompiledTopology, PhysicalPlan, plan_tasks
+from streams.errors import TopologyError
+from streams.metrics import Metrics
+from streams.partitioner import KeyPartitioner
+from streams.runtime.assignor import MemberState, TaskAssignor
+from streams.runtime.commit import CommitStats, commit_tasks
+from streams.runtime.scheduler import Clock, Scheduler
+from streams.task import Task
+from streams.transport.base import OutRecord, RawRecord, TopicPartition, TopicSpec
+
+if TYPE_CHECKING:
+    from streams.app import App
+
+log = logging.getLogger(__name__)
+
+DLQ_PARTITIONS = 1
+
+
+class Worker:
+    """One process's share of an application."""
+
+    def __init__(self, app: App, transport: Any = None, clock: Clock | None = None) -> None:
+        self.app = app
+        self.transport = transport or app.transport()
+        self.scheduler = Scheduler(clock)
+        for schedule in app.schedules:
+            self.scheduler.add(schedule)
+        self.tasks: dict[str, Task] = {}
+        self.metrics = Metrics()
+        self.commit_stats = CommitStats()
+        self.topology: CompiledTopology | None = None
+        self.plan: PhysicalPlan | None = None
+        self.partition_counts: dict[str, int] = {}
+        self.assignor: TaskAssignor | None = None
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._started = asyncio.Event()
+        self._last_commit = time.monotonic()
+        self._partitioner = KeyPartitioner()
+        self.admin = self.producer = self.consumer = None
+
+    # -- lifecycle
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError):
+                pass
+        try:
+            await self.start()
+            await self.loop()
+        finally:
+            await self.shutdown()
+
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, commit and leave."""
+        self._stopping.set()
+
+    async def start(self) -> None:
+        self.app.worker = self
+        self.topology = self.app.topology()
+        self.admin = self.transport.admin()
+        await self.admin.start()
+        self.plan = await self._prepare_topics(self.topology)
+        for fn in self.app.startup_tasks:
+            result = fn()
+            if asyncio.iscoroutine(result):
+                await result
+        self.producer = self.transport.producer(config=self.app.producer_config)
+        await self.producer.start()
+        self.assignor = TaskAssignor(self._plan_for, self._member_state, self.app.num_standby_replicas)
+        self.consumer = self.transport.consumer(self.app.app_id, assignor=self.assignor,
+                                                config=self.app.consumer_config)
+        self.consumer.subscribe(self.topology.all_source_topics, self)
+        await self.consumer.start()
+        self.scheduler.start()
+        self._started.set()
+        log.info("worker of %s started with %d tasks in its plan", self.app.app_id, len(self.plan.tasks))
+
+    async def shutdown(self) -> None:
+        try:
+            if self.consumer is not None and self.tasks:
+                async with self._lock:
+                    await self._commit()
+        except Exception:
+            log.exception("final commit failed; uncommitted records will be processed again")
+        for task in self.tasks.values():
+            task.close()
+        self.tasks.clear()
+        for client in (self.consumer, self.producer, self.admin):
+            if client is not None:
+                try:
+                    await client.stop()
+                except Exception:
+                    log.exception("closing %s failed", type(client).__name__)
+        self.consumer = self.producer = self.admin = None
+        self.app.worker = None
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    # -- topics
+
+    async def _prepare_topics(self, topology: CompiledTopology) -> PhysicalPlan:
+        """Check inputs and outputs exist, size and create internal topics."""
+        internal = set(topology.repartition_topics)
+        sinks = sorted({t for s in topology.subtopologies for t in s.sink_topics if t not in internal})
+        info = await self.admin.describe_topics([*topology.external_source_topics, *sinks])
+        missing_sinks = [t for t in sinks if info.get(t) is None]
+        if missing_sinks:
+            raise TopologyError(f"output topics do not exist: {', '.join(missing_sinks)}")
+        plan = plan_tasks(topology, {t: (i.partitions if i else None) for t, i in info.items()})
+        specs = [TopicSpec(t, plan.partition_counts[t]) for t in sorted(internal)]
+        if self.app.error_policy.mode == "dlq":
+            specs.append(TopicSpec(self.app.error_policy.dlq_topic, DLQ_PARTITIONS))
+        await self.admin.create_topics(specs)
+        await self._check_internal_topics(specs)
+        self.partition_counts = dict(plan.partition_counts)
+        self.partition_counts.update({t: i.partitions for t, i in info.items() if i})
+        self.partition_counts.update({s.name: s.partitions for s in specs if s.name not in self.partition_counts})
+        return plan
+
+    async def _check_internal_topics(self, specs: list[TopicSpec]) -> None:
+        info = await self.admin.describe_topics([s.name for s in specs])
+        for spec in specs:
+            found = info.get(spec.name)
+            if found is None:
+                raise TopologyError(f"internal topic {spec.name!r} could not be created")
+            if found.partitions != spec.partitions and not spec.name.endswith("-dlq"):
+                raise TopologyError(f"internal topic {spec.name!r} has {found.partitions} partitions, "
+                                    f"the topology needs {spec.partitions}; run `streams reset` to recreate it")
+
+    def _plan_for(self, partitions_per_topic: Mapping[str, int]) -> PhysicalPlan:
+        return plan_tasks(self.topology, partitions_per_topic)
+
+    def _member_state(self) -> MemberState:
+        return MemberState(owned=sorted(self.tasks))
+
+    @property
+    def is_leader(self) -> bool:
+        if self.assignor is None or self.assignor.assignment is None or self.consumer is None:
+            return False
+        member_id, _generation = self.consumer.group_metadata()
+        return self.assignor.assignment.leader == member_id
+
+    # -- rebalance listener
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:
+            try:
+                await self._commit()
+            except Exception:
+                log.exception("commit before rebalance failed; records since the last commit will be replayed")
+            for task_id in sorted(self.plan.tasks_for(revoked)):
+                task = self.tasks.pop(task_id, None)
+                if task is not None:
+                    task.close()
+            if revoked:
+                log.info("revoked %d partitions; %d tasks remain", len(revoked), len(self.tasks))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self._lock:
+            for task_id in sorted(self.plan.tasks_for(assigned)):
+                if task_id not in self.tasks:
+                    self.tasks[task_id] = self._create_task(task_id)
+            log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
+
+    def _create_task(self, task_id: str) -> Task:
+        return Task(self.plan.tasks[task_id], self.app.app_id, self.partition_counts, self.app.error_policy,
+                    metrics=self.metrics)
+
+    # -- the loop
+
+    async def loop(self) -> None:
+        while not self._stopping.is_set():
+            wait_s = self.scheduler.seconds_until_next()
+            timeout_ms = 100 if wait_s is None else max(0, min(100, int(wait_s * 1000)))
+            batches = await self.consumer.poll(timeout_ms, self.app.poll_max_records)
+            if batches:
+                async with self._lock:
+                    await self._process(batches)
+            if time.monotonic() - self._last_commit >= self.app.commit_interval:
+                async with self._lock:
+                    await self._commit()
+            if self.scheduler.schedules:
+                await self.scheduler.run_due(self.is_leader)
+
+    async def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
+        by_task: dict[str, dict[TopicPartition, list[RawRecord]]] = defaultdict(dict)
+        task_of = self.plan.task_of
+        for tp, raws in batches.items():
+            by_task[task_of[tp]][tp] = raws
+        outputs: list[OutRecord] = []
+        for task_id, task_batches in by_task.items():
+            task = self.tasks.get(task_id)
+            if task is None:
+                continue
+            task.process(task_batches)
+            if task.agents:
+                await task.drain_agents()
+            outputs.extend(task.take_output())
+        if outputs:
+            await self.producer.send_many(await self._resolve_partitions(outputs))
+
+    async def _resolve_partitions(self, outputs: list[OutRecord]) -> list[OutRecord]:
+        """Place records for topics chosen at run time, whose size the task did not know."""
+        unknown = {r.topic for r in outputs if r.partition < 0}
+        if not unknown:
+            return outputs
+        info = await self.admin.describe_topics(sorted(unknown))
+        missing = sorted(t for t in unknown if info.get(t) is None)
+        if missing:
+            raise TopologyError(f"records are routed to topics that do not exist: {', '.join(missing)}")
+        for topic in unknown:
+            self.partition_counts[topic] = info[topic].partitions
+        counts, place = self.partition_counts, self._partitioner
+        return [r if r.partition >= 0 else r._replace(partition=place(r.key, counts[r.topic])) for r in outputs]
+
+    async def _commit(self) -> None:
+        self._last_commit = time.monotonic()
+        if not self.tasks:
+            return
+        await commit_tasks(self.tasks.values(), self.producer, self.consumer,
+                           exactly_once=self.app.exactly_once, group_id=self.app.app_id,
+                           stats=self.commit_stats)

@@ -1,0 +1,181 @@
+"""A task: one sub-topology's processors for one input partition.
+
+A task is synchronous and knows nothing of Kafka clients.  The runtime hands it
+batches of raw records; it runs them through its processors and collects the
+serialized output records, the next offsets to commit and its stream time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streams.agents import AgentProcessor
+from streams.compiler import TaskPlan
+from streams.endpoints import Source
+from streams.errors import ProcessingError, TopologyError
+from streams.errors_policy import ErrorPolicy
+from streams.metrics import Metrics
+from streams.operators import Split
+from streams.partitioner import KeyPartitioner
+from streams.processor import Processor
+from streams.record import Record
+from streams.serdes import Serde
+from streams.transport.base import OutRecord, RawRecord, TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Task:
+    """Runs one TaskPlan; also the ProcessorContext of its processors."""
+
+    def __init__(
+        self,
+        plan: TaskPlan,
+        app_id: str,
+        partition_counts: Mapping[str, int],
+        error_policy: ErrorPolicy,
+        stores: Mapping[str, Any] | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.plan = plan
+        self.app_id = app_id
+        self.task_id = plan.task_id
+        self.partition = plan.partition
+        self.partition_counts = partition_counts
+        self.error_policy = error_policy
+        self.stores = dict(stores or {})
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.output: list[OutRecord] = []
+        self.offsets: dict[TopicPartition, int] = {}
+        self._stream_time = -1
+        self._partitioner = KeyPartitioner()
+        self.processors, self.sources = self._instantiate()
+        self.agents = [p for p in self.processors if isinstance(p, AgentProcessor)]
+        for processor in self.processors:
+            processor.init(self)
+
+    def _instantiate(self) -> tuple[list[Processor], dict[str, Source]]:
+        nodes = self.plan.subtopology.nodes
+        made = {id(node): node.factory() for node in nodes}
+        for node in nodes:
+            processor = made[id(node)]
+            processor.children = [made[id(child)] for child in node.children]
+            if isinstance(processor, Split):
+                processor.branches = {child.branch: made[id(child)] for child in node.children}
+        sources = {}
+        for node in nodes:
+            for topic in node.source_topics:
+                sources[topic] = made[id(node)]
+        return [made[id(node)] for node in nodes], sources
+
+    # ProcessorContext
+
+    @property
+    def stream_time(self) -> int:
+        return self._stream_time
+
+    def wall_clock_ms(self) -> int:
+        return self.clock()
+
+    def get_store(self, name: str) -> Any:
+        try:
+            return self.stores[name]
+        except KeyError:
+            raise TopologyError(f"task {self.task_id} has no store named {name!r}") from None
+
+    def emit(self, topic: str, records: list[Record], key_serde: Serde, value_serde: Serde,
+             partitioner: Callable[[bytes | None, int], int] | None = None) -> None:
+        partitions = self.partition_counts.get(topic)
+        choose = (partitioner or self._partitioner) if partitions else _unplaced
+        serialize_key, serialize_value = key_serde.serialize, value_serde.serialize
+        append = self.output.append
+        for r in records:
+            try:
+                key = serialize_key(r.key)
+                value = serialize_value(r.value)
+            except Exception as exc:
+                self.report_error(r, exc, f"sink to {topic}")
+                continue
+            append(OutRecord(topic, choose(key, partitions), key, value, r.timestamp, r.headers))
+
+    def report_error(self, record: Record | None, exc: BaseException, operator: str) -> None:
+        origin = record.origin if record is not None else None
+        if isinstance(exc, TopologyError):
+            raise exc
+        policy = self.error_policy
+        if policy.mode == "fail":
+            if origin is None:
+                raise ProcessingError(operator, "?", self.partition, -1, exc) from exc
+            raise ProcessingError(operator, origin.topic, origin.partition, origin.offset, exc) from exc
+        if policy.mode == "dlq" and origin is not None:
+            self.output.append(policy.dead_letter(origin, exc, operator, self.partition_counts))
+            self.metrics.incr("dlq_records")
+        else:
+            self.metrics.incr("skipped_records")
+        log.warning("task %s: %s failed on %s: %s: %s", self.task_id, operator,
+                    _where(origin), type(exc).__name__, exc)
+
+    # Runtime entry points
+
+    def process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
+        """Run each partition's batch through the topology and note the next offsets."""
+        for tp, raws in batches.items():
+            if not raws:
+                continue
+            source = self.sources.get(tp.topic)
+            if source is None:
+                raise TopologyError(f"task {self.task_id} does not read {tp.topic!r}")
+            source.process_raw(raws)
+            newest = max(r.timestamp for r in raws)
+            if newest > self._stream_time:
+                self._stream_time = newest
+            self.offsets[tp] = raws[-1].offset + 1
+            self.metrics.incr("records_processed", len(raws))
+
+    async def drain_agents(self) -> None:
+        """Let agents consume what process() fed them; the one await at the task's edge."""
+        for agent in self.agents:
+            await agent.drain()
+
+    def punctuate(self) -> None:
+        now = self.clock()
+        for processor in self.processors:
+            processor.punctuate(now)
+
+    def changelog_output(self) -> list[OutRecord]:
+        """Pending store changes as changelog records (step 1 of the commit protocol)."""
+        out: list[OutRecord] = []
+        for store in self.stores.values():
+            out.extend(store.changelog_records(self.partition))
+        return out
+
+    def checkpoint_stores(self, written: Mapping[TopicPartition, int]) -> None:
+        """Persist each store's cache with the changelog offset it reached (step 4)."""
+        for store in self.stores.values():
+            store.commit(written)
+
+    def take_output(self) -> list[OutRecord]:
+        output, self.output = self.output, []
+        return output
+
+    def close(self) -> None:
+        for processor in self.processors:
+            processor.close()
+
+
+def _unplaced(key: bytes | None, partitions: int | None) -> int:
+    """A topic chosen at run time whose size the worker looks up before sending."""
+    return -1
+
+
+def _where(origin: RawRecord | None) -> str:
+    return "a record" if origin is None else f"{origin.topic}[{origin.partition}]@{origin.offset}"
