@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 from streams.processor import Processor
 from streams.record import Record
 from streams.serdes import Serde
+
+log = logging.getLogger(__name__)
 
 
 class AgentStream:
@@ -64,6 +67,9 @@ class AgentStream:
         self._idle = asyncio.get_running_loop().create_future()
         await asyncio.wait({self._idle, runner}, return_when=asyncio.FIRST_COMPLETED)
 
+    def has_pending(self) -> bool:
+        return bool(self._buffer)
+
     def pending(self) -> list[Record]:
         rest = list(self._buffer)
         self._buffer.clear()
@@ -89,20 +95,24 @@ class AgentProcessor(Processor):
     async def drain(self) -> None:
         """Let the agent consume everything fed so far; restart it after a failure."""
         while True:
-            if self._runner is None or self._runner.done():
+            if self._runner is not None and self._runner.done():
+                self._settle_finished_runner()
+            if self._runner is None:
+                if not self.stream.has_pending():
+                    return
                 self._runner = asyncio.get_running_loop().create_task(self._run())
             await self.stream.wait_idle(self._runner)
             if not self._runner.done():
                 return
-            exc = self._runner.exception()
-            if exc is None:
-                self.stream.pending()
-                return
+
+    def _settle_finished_runner(self) -> None:
+        runner, self._runner = self._runner, None
+        exc = None if runner.cancelled() else runner.exception()
+        if exc is not None:
             self.context.report_error(self.stream.current, exc, self.name)
-            self.stream.current = None
-            if not self.stream._buffer:
-                self._runner = None
-                return
+        elif self.stream.has_pending():
+            log.warning("agent %s returned with %d records unread", self.name, len(self.stream.pending()))
+        self.stream.current = None
 
     async def _run(self) -> None:
         result = self.fn(self.stream)

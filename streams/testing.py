@@ -1,0 +1,126 @@
+"""A synchronous, deterministic driver for unit tests of topologies.
+
+TestDriver runs the real compiled tasks, the same ones a worker runs, with no
+broker: records piped in are routed to the task of their partition, records
+written to repartition topics are fed to the downstream tasks at once, and
+records written to output topics are kept for read_output().
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from streams.app import App
+from streams.compiler import plan_tasks
+from streams.endpoints import Source
+from streams.partitioner import KeyPartitioner
+from streams.record import Headers, Record
+from streams.serdes import SerdeLike, resolve
+from streams.task import Task
+from streams.transport.base import OutRecord, RawRecord, TopicPartition
+
+
+class TestDriver:
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, app: App, partitions: Mapping[str, int] | None = None, wall_clock_ms: int = 0) -> None:
+        self.app = app
+        self.topology = app.topology()
+        counts = dict(partitions or {})
+        for topic in self.topology.external_source_topics:
+            counts.setdefault(topic, 1)
+        self.plan = plan_tasks(self.topology, counts)
+        self.partition_counts: dict[str, int] = dict(self.plan.partition_counts)
+        for sub in self.topology.subtopologies:
+            for topic in sub.sink_topics:
+                self.partition_counts.setdefault(topic, counts.get(topic, 1))
+        self.partition_counts.setdefault(app.error_policy.dlq_topic, 1)
+        self.wall_clock = wall_clock_ms
+        self.tasks = {
+            task_id: Task(plan, app.app_id, self.partition_counts, app.error_policy, clock=lambda: self.wall_clock)
+            for task_id, plan in self.plan.tasks.items()
+        }
+        self._offsets: dict[TopicPartition, int] = {}
+        self._outputs: dict[str, list[OutRecord]] = {}
+        self._partitioner = KeyPartitioner()
+        self._loop = asyncio.new_event_loop()
+
+    def _source(self, topic: str) -> Source:
+        for task in self.tasks.values():
+            if topic in task.sources:
+                return task.sources[topic]
+        raise KeyError(f"no source reads topic {topic!r}")
+
+    def pipe_input(self, topic: str, key: Any, value: Any, timestamp: int | None = None,
+                   headers: Headers = (), partition: int | None = None) -> None:
+        """Send one record into the topology and run it, and everything it causes, to completion."""
+        source = self._source(topic)
+        key_bytes, value_bytes = source.key_serde.serialize(key), source.value_serde.serialize(value)
+        self.pipe_raw(topic, key_bytes, value_bytes, timestamp, headers, partition)
+
+    def pipe_raw(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int | None = None,
+                 headers: Headers = (), partition: int | None = None) -> None:
+        """Send already-serialized bytes (for example, malformed input)."""
+        count = self.partition_counts[topic]
+        if partition is None:
+            partition = self._partitioner(key, count)
+        self._deliver(OutRecord(topic, partition, key, value,
+                                self.wall_clock if timestamp is None else timestamp, tuple(headers)))
+
+    def _deliver(self, record: OutRecord) -> None:
+        pending = [record]
+        while pending:
+            out = pending.pop(0)
+            tp = TopicPartition(out.topic, out.partition)
+            task_id = self.plan.task_of.get(tp)
+            if task_id is None:
+                self._outputs.setdefault(out.topic, []).append(out)
+                continue
+            offset = self._offsets.get(tp, 0)
+            self._offsets[tp] = offset + 1
+            raw = RawRecord(out.topic, out.partition, offset, out.timestamp or 0, out.key, out.value, out.headers)
+            task = self.tasks[task_id]
+            task.process({tp: [raw]})
+            if task.agents:
+                self._loop.run_until_complete(task.drain_agents())
+            pending.extend(task.take_output())
+            pending.extend(task.changelog_output())
+            task.checkpoint_stores({})
+
+    def advance_wall_clock(self, ms: int) -> None:
+        """Move wall-clock time forward and punctuate every task."""
+        self.wall_clock += ms
+        for task in self.tasks.values():
+            task.punctuate()
+            for out in task.take_output():
+                self._deliver(out)
+
+    def read_output(self, topic: str, key_serde: SerdeLike = "str", value_serde: SerdeLike = "json") -> list[Record]:
+        """Records written to `topic` since the last read, deserialized, in write order."""
+        ks, vs = resolve(key_serde, "str"), resolve(value_serde, "json")
+        records = self._outputs.pop(topic, [])
+        return [Record(ks.deserialize(r.key), vs.deserialize(r.value), r.timestamp or 0, r.headers)
+                for r in records]
+
+    def read_key_values(self, topic: str, key_serde: SerdeLike = "str", value_serde: SerdeLike = "json") -> list:
+        return [(r.key, r.value) for r in self.read_output(topic, key_serde, value_serde)]
+
+    def store(self, name: str) -> Any:
+        """The named store, merged over all tasks that own a partition of it."""
+        stores = [task.stores[name] for task in self.tasks.values() if name in task.stores]
+        if not stores:
+            raise KeyError(f"no store named {name!r}")
+        return stores[0] if len(stores) == 1 else stores
+
+    def close(self) -> None:
+        for task in self.tasks.values():
+            task.close()
+        self._loop.close()
+
+    def __enter__(self) -> TestDriver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

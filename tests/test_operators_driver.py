@@ -1,0 +1,134 @@
+"""Unit tests of the stateless operators through the TestDriver (pure logic, no broker)."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams import App, TopologyError
+from streams.testing import TestDriver
+
+
+def make_app(**kwargs) -> App:
+    return App("unit", brokers="unused:9092", **kwargs)
+
+
+def test_filter_map_values_keep_key_and_timestamp():
+    app = make_app()
+    app.stream("in").filter(lambda k, v: v["n"] % 2 == 0).map_values(lambda v: v["n"] * 10).to("out")
+    with TestDriver(app) as driver:
+        for n in range(5):
+            driver.pipe_input("in", f"k{n}", {"n": n}, timestamp=1000 + n)
+        out = driver.read_output("out")
+    assert [(r.key, r.value, r.timestamp) for r in out] == [("k0", 0, 1000), ("k2", 20, 1002), ("k4", 40, 1004)]
+
+
+def test_filter_not_flat_map_select_key_peek_foreach():
+    seen, each = [], []
+    app = make_app()
+    s = app.stream("in")
+    s.filter_not(lambda k, v: v < 0).flat_map(lambda k, v: [(f"{k}-a", v), (f"{k}-b", v + 1)]).peek(
+        lambda k, v: seen.append(k)
+    ).select_key(lambda k, v: k.upper()).to("out")
+    s.flat_map_values(lambda v: [v] * 2).foreach(lambda k, v: each.append((k, v)))
+    with TestDriver(app) as driver:
+        driver.pipe_input("in", "x", 1)
+        driver.pipe_input("in", "y", -1)
+        assert driver.read_key_values("out") == [("X-A", 1), ("X-B", 2)]
+    assert seen == ["x-a", "x-b"]
+    assert each == [("x", 1), ("x", 1), ("y", -1), ("y", -1)]
+
+
+def test_map_split_merge():
+    app = make_app()
+    branches = app.stream("in").map(lambda k, v: (v["user"], v["amount"])).split(
+        {"big": lambda k, v: v >= 100, "small": lambda k, v: v > 0}, default="other"
+    )
+    branches["big"].to("big")
+    branches["small"].merge(branches["other"]).to("rest")
+    with TestDriver(app) as driver:
+        for i, amount in enumerate([150, 5, 0, 100]):
+            driver.pipe_input("in", str(i), {"user": f"u{i}", "amount": amount})
+        assert driver.read_key_values("big") == [("u0", 150), ("u3", 100)]
+        assert driver.read_key_values("rest") == [("u1", 5), ("u2", 0)]
+
+
+def test_repartition_moves_records_to_key_partition():
+    app = make_app()
+    app.stream("in").select_key(lambda k, v: v).repartition(name="by-value").map_values(str.upper).to("out")
+    with TestDriver(app, partitions={"in": 4}) as driver:
+        assert sorted(driver.plan.tasks) == ["0_0", "0_1", "0_2", "0_3", "1_0", "1_1", "1_2", "1_3"]
+        for i in range(8):
+            driver.pipe_input("in", f"k{i}", f"v{i % 2}")
+        out = driver.read_output("out")
+    assert sorted((r.key, r.value) for r in out) == sorted((f"v{i % 2}", f"V{i % 2}") for i in range(8))
+
+
+def test_dynamic_topic_and_serdes():
+    app = make_app()
+    app.stream("in", value_serde="str").to(lambda k, v: "odd" if int(v) % 2 else "even", value_serde="str")
+    with TestDriver(app, partitions={"odd": 2, "even": 1}) as driver:
+        driver.pipe_input("in", "a", "1")
+        driver.pipe_input("in", "b", "2")
+        assert driver.read_key_values("odd", value_serde="str") == [("a", "1")]
+        assert driver.read_key_values("even", value_serde="str") == [("b", "2")]
+
+
+def test_malformed_json_goes_to_dlq_with_headers():
+    app = make_app()
+    app.stream("in").map_values(lambda v: v["n"]).to("out")
+    with TestDriver(app) as driver:
+        driver.pipe_raw("in", b"bad", b"{not json")
+        driver.pipe_input("in", "good", {"n": 1})
+        driver.pipe_input("in", "nokey", {"m": 1})
+        assert driver.read_key_values("out") == [("good", 1)]
+        dead = driver.read_output("unit-dlq", value_serde="bytes")
+    assert [r.key for r in dead] == ["bad", "nokey"]
+    assert dead[0].value == b"{not json"
+    headers = dict(dead[0].headers)
+    assert headers["streams.error.topic"] == b"in"
+    assert headers["streams.error.offset"] == b"0"
+    assert headers["streams.error.type"] == b"JSONDecodeError"
+    assert dict(dead[1].headers)["streams.error.type"] == b"KeyError"
+    assert dict(dead[1].headers)["streams.error.offset"] == b"2"
+
+
+def test_skip_policy_counts_and_fail_policy_raises():
+    app = make_app(on_error="skip")
+    app.stream("in").map_values(lambda v: 1 / v).to("out")
+    with TestDriver(app) as driver:
+        driver.pipe_input("in", "a", 0)
+        driver.pipe_input("in", "b", 2)
+        assert driver.read_key_values("out") == [("b", 0.5)]
+        assert driver.read_output("unit-dlq") == []
+        assert driver.tasks["0_0"].metrics.get("skipped_records") == 1
+
+    app = make_app(on_error="fail")
+    app.stream("in").map_values(lambda v: 1 / v).to("out")
+    with TestDriver(app) as driver, pytest.raises(Exception, match=r"in\[0\]@0.*ZeroDivisionError"):
+        driver.pipe_input("in", "a", 0)
+
+
+def test_wrong_callback_shape_names_operator():
+    app = make_app()
+    app.stream("in").map(lambda k, v: v, name="bad-map").to("out")
+    with TestDriver(app) as driver, pytest.raises(TopologyError, match="bad-map"):
+        driver.pipe_input("in", "a", 1)
+
+
+def test_agent_yields_to_sink_and_survives_an_exception():
+    app = make_app()
+
+    @app.agent("orders", sink="totals")
+    async def doubler(stream):
+        async for value in stream:
+            if value == "boom":
+                raise RuntimeError("bad order")
+            yield value * 2
+
+    with TestDriver(app) as driver:
+        driver.pipe_input("orders", "a", 1)
+        driver.pipe_input("orders", "b", "boom")
+        driver.pipe_input("orders", "c", 3)
+        assert driver.read_key_values("totals") == [("a", 2), ("c", 6)]
+        dead = driver.read_output("unit-dlq", value_serde="bytes")
+        assert [r.key for r in dead] == ["b"] and dict(dead[0].headers)["streams.error.type"] == b"RuntimeError"
