@@ -1,0 +1,123 @@
+"""The Producer protocol on aiokafka's AIOKafkaProducer, sending whole batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Iterable, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.structs import RecordMetadata
+
+from streams.kafka.partitions import keys_to_aiokafka
+from streams.transport.base import OutRecord, TopicPartition
+
+DEFAULTS: Mapping[str, Any] = {"acks": "all", "linger_ms": 5}
+
+
+class PendingBatch:
+    """A submitted batch: where it went, how many records, and its delivery future."""
+
+    __slots__ = ("partition", "count", "delivery")
+
+    def __init__(self, partition: TopicPartition, count: int, delivery: Awaitable[RecordMetadata]) -> None:
+        self.partition = partition
+        self.count = count
+        self.delivery = delivery
+
+
+class KafkaProducer:
+    """A producer that hands aiokafka one batch per partition instead of one send per record.
+
+    A per-record send awaits the accumulator for every record; building the
+    batches here costs one await per full batch, and the broker returns one
+    base offset per batch, from which flush() derives the last offset written.
+    """
+
+    def __init__(
+        self,
+        brokers: str,
+        *,
+        transactional_id: str | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        options = {**DEFAULTS, **(config or {})}
+        if transactional_id is not None:
+            options["transactional_id"] = transactional_id
+        self._producer = AIOKafkaProducer(bootstrap_servers=brokers, **options)
+        self._pending: list[PendingBatch] = []
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send_many(self, records: Iterable[OutRecord]) -> None:
+        """Queue records; waits only while a partition's previous batch is still queued."""
+        open_batches: dict[TopicPartition, BatchBuilder] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            batch = open_batches.get(tp)
+            if batch is None:
+                batch = open_batches[tp] = self._producer.create_batch()
+            if not append(batch, record):
+                await self._submit(tp, batch)
+                batch = open_batches[tp] = self._producer.create_batch()
+                append(batch, record)
+        for tp, batch in open_batches.items():
+            await self._submit(tp, batch)
+
+    async def _submit(self, tp: TopicPartition, batch: BatchBuilder) -> None:
+        """Queue a batch, closed: nothing joins it later, so lingering would only delay it."""
+        batch.close()
+        delivery = await self._producer.send_batch(batch, tp.topic, partition=tp.partition)
+        self._pending.append(PendingBatch(tp, batch.record_count(), delivery))
+
+    async def flush(self) -> dict[TopicPartition, int]:
+        """Wait for every queued batch; return the last offset written per partition.
+
+        Offsets within one batch are contiguous, so the last one is the base
+        offset plus the record count minus one.  The first send error is raised
+        after every batch has settled.
+        """
+        pending, self._pending = self._pending, []
+        results = await asyncio.gather(*(batch.delivery for batch in pending), return_exceptions=True)
+        last_offsets: dict[TopicPartition, int] = {}
+        error: BaseException | None = None
+        for batch, result in zip(pending, results, strict=True):
+            if isinstance(result, BaseException):
+                error = error or result
+                continue
+            last = result.offset + batch.count - 1
+            last_offsets[batch.partition] = max(last, last_offsets.get(batch.partition, -1))
+        if error is not None:
+            raise error
+        return last_offsets
+
+    async def begin_transaction(self) -> None:
+        await self._producer.begin_transaction()
+
+    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int], group_id: str) -> None:
+        await self._producer.send_offsets_to_transaction(keys_to_aiokafka(offsets), group_id)
+
+    async def commit_transaction(self) -> None:
+        """Commit after every queued batch is acknowledged; a failed send fails the commit."""
+        await self.flush()
+        await self._producer.commit_transaction()
+
+    async def abort_transaction(self) -> None:
+        """Abort after the queued batches settle; their errors no longer matter."""
+        with contextlib.suppress(Exception):
+            await self.flush()
+        await self._producer.abort_transaction()
+
+
+def append(batch: BatchBuilder, record: OutRecord) -> bool:
+    """Add a record to the batch; False when the batch is full (an empty batch takes any record)."""
+    metadata = batch.append(
+        key=record.key, value=record.value, timestamp=record.timestamp, headers=list(record.headers)
+    )
+    return metadata is not None
