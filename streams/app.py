@@ -14,9 +14,12 @@ from streams.describe import describe_mermaid, describe_text
 from streams.dsl import Stream
 from streams.endpoints import Source, TimestampExtractor
 from streams.errors_policy import ErrorPolicy
+from streams.query import StoreView
 from streams.runtime.scheduler import Schedule, cron, every
 from streams.serdes import SerdeLike, resolve
-from streams.topology import Node, TopologyBuilder
+from streams.stateful import TableSource
+from streams.table import Table
+from streams.topology import Node, StoreSpec, TopologyBuilder
 
 GUARANTEES = ("at_least_once", "exactly_once")
 DEFAULT_BROKERS = "127.0.0.1:9092"
@@ -86,6 +89,19 @@ class App:
                                      source_topics=topic_list))
         return Stream(self.builder, node, ks, vs)
 
+    def table(self, topic: str, key_serde: SerdeLike = "str", value_serde: SerdeLike = "json",
+              name: str | None = None) -> Table:
+        """A table read from a compacted topic, which also serves as its changelog."""
+        ks, vs = resolve(key_serde, "str"), resolve(value_serde, "json")
+        store_name = name or self.builder.new_name("KTABLE-SOURCE-STATE-STORE")
+        source = self.stream(topic, ks, vs)
+        spec = self.builder.add_store(StoreSpec(store_name, ks, vs, changelog_topic=topic,
+                                                options={"source_topic": True}))
+        node_name = self.builder.new_name("KTABLE-SOURCE")
+        node = self.builder.add(Node(node_name, "KTABLE-SOURCE", lambda: TableSource(node_name, store_name, ks, vs),
+                                     stores=(spec,)), source._node)
+        return Table(self.builder, node, store_name, ks, vs)
+
     def topology(self) -> CompiledTopology:
         return compile_topology(self.builder)
 
@@ -133,13 +149,21 @@ class App:
         self.startup_tasks.append(fn)
         return fn
 
+    def store(self, name: str) -> StoreView:
+        """Query a store of the worker running in this process."""
+        spec = self.builder.stores.get(name)
+        if spec is None:
+            raise KeyError(f"no store named {name!r}; stores: {sorted(self.builder.stores)}")
+        if self.worker is None:
+            raise RuntimeError("interactive queries need a running worker in this process")
+        return StoreView(spec, [t.stores[name] for t in self.worker.tasks.values() if name in t.stores])
+
     # -- running
 
     def transport(self) -> Any:
         from streams.kafka import KafkaTransport
 
-        return KafkaTransport(self.brokers, producer_config=self.producer_config,
-                              consumer_config=self.consumer_config)
+        return KafkaTransport(self.brokers)
 
     def run(self) -> None:
         """Run a worker in this process until SIGTERM or SIGINT."""

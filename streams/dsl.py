@@ -8,7 +8,7 @@ join knows it must go through a repartition topic first.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.endpoints import Sink, Source
 from streams.operators import (
@@ -24,7 +24,11 @@ from streams.operators import (
 )
 from streams.processor import Processor
 from streams.serdes import Serde, SerdeLike, resolve
-from streams.topology import Node, TopologyBuilder
+from streams.stateful import Aggregate, reducer_as_aggregator
+from streams.topology import Node, StoreSpec, TopologyBuilder
+
+if TYPE_CHECKING:
+    from streams.table import Table
 
 
 class Stream:
@@ -162,6 +166,38 @@ class GroupedStream:
         self.name = name
         self.repartition_required = repartition
         self._stream = stream
+
+    def aggregate(self, initializer: Callable[[], Any], aggregator: Callable[[Any, Any, Any], Any],
+                  name: str | None = None, value_serde: SerdeLike = None) -> Table:
+        """aggregator(key, value, aggregate) -> new aggregate, starting from initializer(), per key."""
+        return self._aggregate("KSTREAM-AGGREGATE", initializer, aggregator, name, value_serde)
+
+    def count(self, name: str | None = None) -> Table:
+        """The number of records per key."""
+        return self._aggregate("KSTREAM-COUNT", lambda: 0, lambda key, value, n: n + 1, name, "json")
+
+    def reduce(self, reducer: Callable[[Any, Any], Any], name: str | None = None,
+               value_serde: SerdeLike = None) -> Table:
+        """reducer(aggregate, value) -> new aggregate; the first value of a key is its aggregate."""
+        initializer, aggregator = reducer_as_aggregator(reducer)
+        return self._aggregate("KSTREAM-REDUCE", initializer, aggregator, name, value_serde)
+
+    def _aggregate(self, prefix: str, initializer: Callable[[], Any], aggregator: Callable, name: str | None,
+                   value_serde: SerdeLike) -> Table:
+        from streams.table import Table
+
+        builder = self._stream._builder
+        store_name = name or builder.new_name(f"{prefix}-STATE-STORE")
+        keyed = self.keyed_stream(store_name)
+        vs = resolve(value_serde, "json") if value_serde is not None else resolve("json", "json")
+        spec = builder.add_store(StoreSpec(store_name, self.key_serde, vs,
+                                           builder.internal_topic(store_name, "changelog")))
+        node_name = builder.new_name(prefix)
+        ks = self.key_serde
+        node = builder.add(Node(node_name, prefix,
+                                lambda: Aggregate(node_name, store_name, initializer, aggregator, ks, vs),
+                                stores=(spec,)), keyed._node)
+        return Table(builder, node, store_name, ks, vs)
 
     def keyed_stream(self, purpose: str) -> Stream:
         """The stream co-partitioned by the grouping key, through a repartition topic if needed."""

@@ -21,6 +21,7 @@ class ProcessorContext(Protocol):
     app_id: str
     task_id: str
     partition: int
+    metrics: Any
 
     @property
     def stream_time(self) -> int: ...

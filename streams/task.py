@@ -161,7 +161,7 @@ class Task:
     def checkpoint_stores(self, written: Mapping[TopicPartition, int]) -> None:
         """Persist each store's cache with the changelog offset it reached (step 4)."""
         for store in self.stores.values():
-            store.commit(written)
+            store.commit(written, self.offsets)
 
     def take_output(self) -> list[OutRecord]:
         output, self.output = self.output, []
@@ -170,6 +170,8 @@ class Task:
     def close(self) -> None:
         for processor in self.processors:
             processor.close()
+        for store in self.stores.values():
+            store.close()
 
 
 def _unplaced(key: bytes | None, partitions: int | None) -> int:

@@ -16,7 +16,9 @@ from streams.app import App
 from streams.compiler import plan_tasks
 from streams.endpoints import Source
 from streams.partitioner import KeyPartitioner
+from streams.query import StoreView
 from streams.record import Headers, Record
+from streams.runtime.stores import TaskStore
 from streams.serdes import SerdeLike, resolve
 from streams.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
@@ -39,7 +41,8 @@ class TestDriver:
         self.partition_counts.setdefault(app.error_policy.dlq_topic, 1)
         self.wall_clock = wall_clock_ms
         self.tasks = {
-            task_id: Task(plan, app.app_id, self.partition_counts, app.error_policy, clock=lambda: self.wall_clock)
+            task_id: Task(plan, app.app_id, self.partition_counts, app.error_policy, clock=lambda: self.wall_clock,
+                          stores={s.name: TaskStore(s, plan.partition, None) for s in plan.subtopology.stores})
             for task_id, plan in self.plan.tasks.items()
         }
         self._offsets: dict[TopicPartition, int] = {}
@@ -86,7 +89,7 @@ class TestDriver:
             if task.agents:
                 self._loop.run_until_complete(task.drain_agents())
             pending.extend(task.take_output())
-            pending.extend(task.changelog_output())
+            task.changelog_output()
             task.checkpoint_stores({})
 
     def advance_wall_clock(self, ms: int) -> None:
@@ -107,12 +110,12 @@ class TestDriver:
     def read_key_values(self, topic: str, key_serde: SerdeLike = "str", value_serde: SerdeLike = "json") -> list:
         return [(r.key, r.value) for r in self.read_output(topic, key_serde, value_serde)]
 
-    def store(self, name: str) -> Any:
-        """The named store, merged over all tasks that own a partition of it."""
-        stores = [task.stores[name] for task in self.tasks.values() if name in task.stores]
-        if not stores:
+    def store(self, name: str) -> StoreView:
+        """The named store across all tasks, with keys and values deserialized."""
+        spec = self.topology.stores.get(name)
+        if spec is None:
             raise KeyError(f"no store named {name!r}")
-        return stores[0] if len(stores) == 1 else stores
+        return StoreView(spec, [task.stores[name] for task in self.tasks.values() if name in task.stores])
 
     def close(self) -> None:
         for task in self.tasks.values():

@@ -109,6 +109,10 @@ class KafkaConsumer:
         else:
             raise NoOffsetForPartitionError(f"no committed offset for {uncommitted}")
 
+    async def position(self, partition: TopicPartition) -> int:
+        """The offset of the next record this consumer will fetch from the partition."""
+        return await self._consumer.position(to_aiokafka(partition))
+
     def pause(self, partitions: Iterable[TopicPartition]) -> None:
         self._consumer.pause(*all_to_aiokafka(partitions))
 

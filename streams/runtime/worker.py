@@ -23,7 +23,10 @@ from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
 from streams.runtime.assignor import MemberState, TaskAssignor
 from streams.runtime.commit import CommitStats, commit_tasks
+from streams.runtime.restore import RestoreResult, restore_store
 from streams.runtime.scheduler import Clock, Scheduler
+from streams.runtime.stores import TaskStore
+from streams.runtime.topics import changelog_specs, internal_topic_problem
 from streams.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition, TopicSpec
 
@@ -56,7 +59,9 @@ class Worker:
         self._started = asyncio.Event()
         self._last_commit = time.monotonic()
         self._partitioner = KeyPartitioner()
-        self.admin = self.producer = self.consumer = None
+        self.admin = self.producer = self.consumer = self._restore_consumer = None
+        self.restore_results: list[RestoreResult] = []
+        self._isolation_level = "read_committed" if app.exactly_once else "read_uncommitted"
 
     # -- lifecycle
 
@@ -67,11 +72,13 @@ class Worker:
                 loop.add_signal_handler(sig, self.stop)
             except (NotImplementedError, RuntimeError):
                 pass
+        clean = False
         try:
             await self.start()
             await self.loop()
+            clean = True
         finally:
-            await self.shutdown()
+            await self.shutdown(commit=clean)
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit and leave."""
@@ -90,7 +97,11 @@ class Worker:
         self.producer = self.transport.producer(config=self.app.producer_config)
         await self.producer.start()
         self.assignor = TaskAssignor(self._plan_for, self._member_state, self.app.num_standby_replicas)
+        self._restore_consumer = self.transport.consumer(None, isolation_level="read_committed",
+                                                         config=self.app.consumer_config)
+        await self._restore_consumer.start()
         self.consumer = self.transport.consumer(self.app.app_id, assignor=self.assignor,
+                                                isolation_level=self._isolation_level,
                                                 config=self.app.consumer_config)
         self.consumer.subscribe(self.topology.all_source_topics, self)
         await self.consumer.start()
@@ -98,9 +109,10 @@ class Worker:
         self._started.set()
         log.info("worker of %s started with %d tasks in its plan", self.app.app_id, len(self.plan.tasks))
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, commit: bool = True) -> None:
+        """Leave the group; commit first unless the loop failed (then the last commit stands)."""
         try:
-            if self.consumer is not None and self.tasks:
+            if commit and self.consumer is not None and self.tasks:
                 async with self._lock:
                     await self._commit()
         except Exception:
@@ -108,13 +120,13 @@ class Worker:
         for task in self.tasks.values():
             task.close()
         self.tasks.clear()
-        for client in (self.consumer, self.producer, self.admin):
+        for client in (self.consumer, self._restore_consumer, self.producer, self.admin):
             if client is not None:
                 try:
                     await client.stop()
                 except Exception:
                     log.exception("closing %s failed", type(client).__name__)
-        self.consumer = self.producer = self.admin = None
+        self.consumer = self._restore_consumer = self.producer = self.admin = None
         self.app.worker = None
 
     async def wait_started(self) -> None:
@@ -132,6 +144,7 @@ class Worker:
             raise TopologyError(f"output topics do not exist: {', '.join(missing_sinks)}")
         plan = plan_tasks(topology, {t: (i.partitions if i else None) for t, i in info.items()})
         specs = [TopicSpec(t, plan.partition_counts[t]) for t in sorted(internal)]
+        specs.extend(changelog_specs(topology, plan))
         if self.app.error_policy.mode == "dlq":
             specs.append(TopicSpec(self.app.error_policy.dlq_topic, DLQ_PARTITIONS))
         await self.admin.create_topics(specs)
@@ -144,12 +157,9 @@ class Worker:
     async def _check_internal_topics(self, specs: list[TopicSpec]) -> None:
         info = await self.admin.describe_topics([s.name for s in specs])
         for spec in specs:
-            found = info.get(spec.name)
-            if found is None:
-                raise TopologyError(f"internal topic {spec.name!r} could not be created")
-            if found.partitions != spec.partitions and not spec.name.endswith("-dlq"):
-                raise TopologyError(f"internal topic {spec.name!r} has {found.partitions} partitions, "
-                                    f"the topology needs {spec.partitions}; run `streams reset` to recreate it")
+            problem = internal_topic_problem(spec, info.get(spec.name))
+            if problem:
+                raise TopologyError(problem)
 
     def _plan_for(self, partitions_per_topic: Mapping[str, int]) -> PhysicalPlan:
         return plan_tasks(self.topology, partitions_per_topic)
@@ -183,11 +193,21 @@ class Worker:
         async with self._lock:
             for task_id in sorted(self.plan.tasks_for(assigned)):
                 if task_id not in self.tasks:
-                    self.tasks[task_id] = self._create_task(task_id)
+                    self.tasks[task_id] = await self._create_task(task_id)
             log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
 
-    def _create_task(self, task_id: str) -> Task:
-        return Task(self.plan.tasks[task_id], self.app.app_id, self.partition_counts, self.app.error_policy,
+    async def _create_task(self, task_id: str) -> Task:
+        """Open the task's stores, restore them from their changelogs, then build the task."""
+        plan = self.plan.tasks[task_id]
+        stores = {}
+        for spec in plan.subtopology.stores:
+            path = self.app.state_dir / self.app.app_id / task_id / spec.name
+            stores[spec.name] = TaskStore(spec, plan.partition, path)
+        for store in stores.values():
+            result = await restore_store(store, self._restore_consumer)
+            if result is not None:
+                self.restore_results.append(result)
+        return Task(plan, self.app.app_id, self.partition_counts, self.app.error_policy, stores=stores,
                     metrics=self.metrics)
 
     # -- the loop

@@ -14,8 +14,8 @@ from streams.transport.base import (
     Producer,
     RawRecord,
     RebalanceListener,
-    TopicPartition,
     TopicInfo,
+    TopicPartition,
     TopicSpec,
     Transport,
 )

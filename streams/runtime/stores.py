@@ -1,0 +1,101 @@
+"""The stores of one task: open, cache, changelog and checkpoint.
+
+A TaskStore joins a local store (RocksDB, or memory) with its write cache and
+its changelog partition.  It implements the two store-facing steps of the
+commit protocol (changelog records out; batch plus checkpoint in) and knows
+where restore must start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from state import CachedStore, InMemoryStore, RocksDBConfig, RocksDBStore
+from streams.topology import StoreSpec
+from streams.transport.base import OutRecord, TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+class TaskStore:
+    """One store of one task, as processors and the commit protocol see it."""
+
+    def __init__(self, spec: StoreSpec, partition: int, path: Path | None,
+                 config: RocksDBConfig | None = None) -> None:
+        self.spec = spec
+        self.config = config
+        self.name = spec.name
+        self.partition = partition
+        self.path = path
+        self.changelog = TopicPartition(spec.changelog_topic, partition) if spec.changelog_topic else None
+        self.source_topic_changelog = bool(spec.options.get("source_topic"))
+        self.rebuilt = False
+        self.local = self._open()
+        self.cache = CachedStore(self.local)
+        self.checkpoint_before_restore = self.local.checkpoint()
+
+    def _open(self) -> RocksDBStore | InMemoryStore:
+        if self.path is None:
+            return InMemoryStore(self.name)
+        store, rebuilt = RocksDBStore.open_or_rebuild(self.name, self.path, self.config)
+        self.rebuilt = self.rebuilt or rebuilt
+        return store
+
+    def wipe(self) -> None:
+        """Drop all local state, so restore starts from the changelog's beginning."""
+        self.cache.discard()
+        self.local.wipe()
+
+    # -- reads and writes, through the cache
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.cache.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.cache.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self.cache.delete(key)
+
+    def range(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        return self.cache.range(start, end)
+
+    def prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self.cache.prefix(prefix)
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        return self.cache.items()
+
+    def approximate_count(self) -> int:
+        return self.cache.approximate_count()
+
+    # -- commit protocol
+
+    def checkpoint(self) -> int | None:
+        return self.local.checkpoint()
+
+    def changelog_records(self, partition: int) -> list[OutRecord]:
+        if self.changelog is None or self.source_topic_changelog:
+            return []
+        topic = self.changelog.topic
+        return [OutRecord(topic, partition, key, value, None, ()) for key, value in self.cache.dirty()]
+
+    def commit(self, written: Mapping[TopicPartition, int], consumed: Mapping[TopicPartition, int]) -> None:
+        """Write the cache with the changelog offset it reached, in one batch."""
+        if self.changelog is None:
+            self.cache.commit(None)
+            return
+        if self.source_topic_changelog:
+            next_offset = consumed.get(self.changelog)
+        else:
+            last = written.get(self.changelog)
+            next_offset = None if last is None else last + 1
+        self.cache.commit(next_offset if next_offset is not None else self.local.checkpoint())
+
+    def discard(self) -> None:
+        self.cache.discard()
+
+    def close(self) -> None:
+        self.local.close()

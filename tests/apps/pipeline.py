@@ -1,0 +1,30 @@
+"""An app for worker-process tests, configured by environment variables.
+
+TEST_APP_ID, TEST_IN, TEST_OUT name the app and topics; TEST_MODE picks the
+topology: "copy" (map_values tags the value with this process's pid) or
+"count" (group by the value's "user" and count).
+"""
+
+import os
+
+from streams import App
+
+app = App(
+    os.environ["TEST_APP_ID"],
+    state_dir=os.environ.get("TEST_STATE_DIR", ".state"),
+    commit_interval=float(os.environ.get("TEST_COMMIT_INTERVAL", "0.5")),
+    processing_guarantee=os.environ.get("TEST_GUARANTEE", "at_least_once"),
+    num_standby_replicas=int(os.environ.get("TEST_STANDBYS", "0")),
+    consumer_config={"session_timeout_ms": 6000, "heartbeat_interval_ms": 500},
+)
+mode = os.environ.get("TEST_MODE", "copy")
+source = app.stream(os.environ["TEST_IN"])
+if mode == "copy":
+    pid = os.getpid()
+    source.map_values(lambda v: {**v, "worker": pid}).to(os.environ["TEST_OUT"])
+elif mode == "count":
+    source.group_by(lambda k, v: v["user"], name="by-user").count(name="counts").to_stream().to(
+        os.environ["TEST_OUT"]
+    )
+else:
+    raise SystemExit(f"unknown TEST_MODE {mode}")
