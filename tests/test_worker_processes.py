@@ -1,0 +1,82 @@
+"""Workers as processes against the real broker: graceful SIGTERM, and kill -9 with a survivor."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from tests.conftest import create_topics, unique_name
+from tests.kafka_helpers import decoded, produce, read_topic
+from tests.process_helpers import WorkerProcess
+
+
+async def committed_offsets(brokers: str, group: str, topic: str, partitions: int) -> dict[int, int | None]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=brokers, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_output(brokers: str, topic: str, count: int, timeout: float = 60) -> list:
+    records = await read_topic(brokers, topic, expected=count, timeout=timeout)
+    return records
+
+
+async def test_sigterm_finishes_commits_and_leaves(brokers, tmp_path):
+    src, out, app_id = unique_name("in"), unique_name("out"), unique_name("app")
+    await create_topics(brokers, {src: 3, out: 3})
+    await produce(brokers, src, [(f"k{i}", {"i": i}) for i in range(300)])
+    env = {"TEST_APP_ID": app_id, "TEST_IN": src, "TEST_OUT": out, "TEST_STATE_DIR": str(tmp_path),
+           "TEST_COMMIT_INTERVAL": "30"}  # no periodic commit: only the shutdown commits
+    worker = WorkerProcess(brokers, env, tmp_path / "worker.log").start()
+    try:
+        records = await wait_for_output(brokers, out, 300)
+        assert len(records) == 300
+        assert await committed_offsets(brokers, app_id, src, 3) == {0: None, 1: None, 2: None}
+        assert worker.terminate() == 0, worker.log()
+    finally:
+        worker.kill()
+    committed = await committed_offsets(brokers, app_id, src, 3)
+    consumer = AIOKafkaConsumer(bootstrap_servers=brokers)
+    await consumer.start()
+    ends = await consumer.end_offsets([TopicPartition(src, p) for p in range(3)])
+    await consumer.stop()
+    assert committed == {tp.partition: end for tp, end in ends.items()}, worker.log()
+
+
+async def produce_steadily(brokers: str, topic: str, start: int, stop: int, per_tick: int, tick_s: float) -> None:
+    for first in range(start, stop, per_tick):
+        await produce(brokers, topic, [(f"k{i}", {"i": i}) for i in range(first, min(stop, first + per_tick))])
+        await asyncio.sleep(tick_s)
+
+
+async def test_two_workers_share_partitions_and_survive_kill_9(brokers, tmp_path):
+    src, out, app_id = unique_name("in"), unique_name("out"), unique_name("app")
+    await create_topics(brokers, {src: 6, out: 6})
+    env = {"TEST_APP_ID": app_id, "TEST_IN": src, "TEST_OUT": out, "TEST_COMMIT_INTERVAL": "0.2"}
+    first = WorkerProcess(brokers, {**env, "TEST_STATE_DIR": str(tmp_path / "a")}, tmp_path / "a.log").start()
+    second = WorkerProcess(brokers, {**env, "TEST_STATE_DIR": str(tmp_path / "b")}, tmp_path / "b.log").start()
+    total = 4000
+    try:
+        await produce(brokers, src, [(f"k{i}", {"i": i}) for i in range(600)])
+        early = await wait_for_output(brokers, out, 600)
+        assert {v["worker"] for _, v in decoded(early)} == {first.pid, second.pid}, "both workers own partitions"
+        producing = asyncio.create_task(produce_steadily(brokers, src, 600, total, 100, 0.1))
+        await asyncio.sleep(1.0)
+        first.signal(signal.SIGKILL)  # mid-stream: records keep arriving for its partitions
+        await producing
+        records = await wait_for_output(brokers, out, total, timeout=90)
+        by_input = {}
+        for _, value in decoded(records):
+            by_input.setdefault(value["i"], set()).add(value["worker"])
+        assert set(by_input) == set(range(total)), f"lost {sorted(set(range(total)) - set(by_input))[:10]}"
+        taken_over = [i for i in range(total - 400, total) if by_input[i] == {second.pid}]
+        assert len(taken_over) == 400, "the survivor processes every partition after the kill"
+        assert second.alive(), second.log()
+    finally:
+        first.kill()
+        second.kill()
