@@ -166,6 +166,7 @@ class GroupedStream:
         self.name = name
         self.repartition_required = repartition
         self._stream = stream
+        self._repartitioned: Stream | None = None
 
     def aggregate(self, initializer: Callable[[], Any], aggregator: Callable[[Any, Any, Any], Any],
                   name: str | None = None, value_serde: SerdeLike = None) -> Table:
@@ -200,8 +201,13 @@ class GroupedStream:
         return Table(builder, node, store_name, ks, vs)
 
     def keyed_stream(self, purpose: str) -> Stream:
-        """The stream co-partitioned by the grouping key, through a repartition topic if needed."""
+        """The stream co-partitioned by the grouping key, through a repartition topic if needed.
+
+        Aggregations of one grouped stream share a single repartition topic.
+        """
         if not self.repartition_required:
             return self._stream
-        name = f"{self.name or purpose}"
-        return self._stream.repartition(name=name, key_serde=self.key_serde, value_serde=self.value_serde)
+        if self._repartitioned is None:
+            self._repartitioned = self._stream.repartition(name=self.name or purpose, key_serde=self.key_serde,
+                                                           value_serde=self.value_serde)
+        return self._repartitioned

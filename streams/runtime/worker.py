@@ -191,9 +191,11 @@ class Worker:
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         async with self._lock:
+            created = {}
             for task_id in sorted(self.plan.tasks_for(assigned)):
                 if task_id not in self.tasks:
-                    self.tasks[task_id] = await self._create_task(task_id)
+                    created[task_id] = await self._create_task(task_id)
+            self.tasks.update(created)
             log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
 
     async def _create_task(self, task_id: str) -> Task:
