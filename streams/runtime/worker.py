@@ -17,6 +17,9 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from rocksdict import Cache
+
+from state import RocksDBConfig
 from streams.compiler import CompiledTopology, PhysicalPlan, plan_tasks
 from streams.errors import TopologyError
 from streams.metrics import Metrics
@@ -25,6 +28,7 @@ from streams.runtime.assignor import MemberState, TaskAssignor
 from streams.runtime.commit import CommitStats, commit_tasks
 from streams.runtime.restore import RestoreResult, restore_store
 from streams.runtime.scheduler import Clock, Scheduler
+from streams.runtime.standby import StandbyTasks
 from streams.runtime.stores import TaskStore
 from streams.runtime.topics import changelog_specs, internal_topic_problem
 from streams.task import Task
@@ -59,7 +63,10 @@ class Worker:
         self._started = asyncio.Event()
         self._last_commit = time.monotonic()
         self._partitioner = KeyPartitioner()
-        self.admin = self.producer = self.consumer = self._restore_consumer = None
+        self.admin = self.producer = self.consumer = self._restore_consumer = self._standby_consumer = None
+        self.standbys: StandbyTasks | None = None
+        self.store_config = RocksDBConfig(write_buffer_size=8 << 20, max_write_buffer_number=2,
+                                          block_cache=Cache(64 << 20))
         self.restore_results: list[RestoreResult] = []
         self._isolation_level = "read_committed" if app.exactly_once else "read_uncommitted"
 
@@ -100,6 +107,10 @@ class Worker:
         self._restore_consumer = self.transport.consumer(None, isolation_level="read_committed",
                                                          config=self.app.consumer_config)
         await self._restore_consumer.start()
+        self._standby_consumer = self.transport.consumer(None, isolation_level="read_committed",
+                                                         config=self.app.consumer_config)
+        await self._standby_consumer.start()
+        self.standbys = StandbyTasks(self._standby_consumer, self._open_stores)
         self.consumer = self.transport.consumer(self.app.app_id, assignor=self.assignor,
                                                 isolation_level=self._isolation_level,
                                                 config=self.app.consumer_config)
@@ -120,13 +131,15 @@ class Worker:
         for task in self.tasks.values():
             task.close()
         self.tasks.clear()
-        for client in (self.consumer, self._restore_consumer, self.producer, self.admin):
+        if self.standbys is not None:
+            self.standbys.close()
+        for client in (self.consumer, self._restore_consumer, self._standby_consumer, self.producer, self.admin):
             if client is not None:
                 try:
                     await client.stop()
                 except Exception:
                     log.exception("closing %s failed", type(client).__name__)
-        self.consumer = self._restore_consumer = self.producer = self.admin = None
+        self.consumer = self._restore_consumer = self._standby_consumer = self.producer = self.admin = None
         self.app.worker = None
 
     async def wait_started(self) -> None:
@@ -165,7 +178,14 @@ class Worker:
         return plan_tasks(self.topology, partitions_per_topic)
 
     def _member_state(self) -> MemberState:
-        return MemberState(owned=sorted(self.tasks))
+        return MemberState(owned=sorted(self.tasks), standby=sorted(self.standbys.task_ids))
+
+    async def _update_standbys(self) -> None:
+        """Follow the changelogs of the standby tasks the leader gave this worker."""
+        assignment = self.assignor.assignment if self.assignor is not None else None
+        wanted = set(assignment.standby) if assignment is not None else set()
+        wanted = {t for t in wanted - set(self.tasks) if t in self.plan.tasks and self.plan.tasks[t].subtopology.stores}
+        await self.standbys.update(wanted)
 
     @property
     def is_leader(self) -> bool:
@@ -196,15 +216,20 @@ class Worker:
                 if task_id not in self.tasks:
                     created[task_id] = await self._create_task(task_id)
             self.tasks.update(created)
+            await self._update_standbys()
             log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
+
+    def _open_stores(self, task_id: str) -> dict[str, TaskStore]:
+        plan = self.plan.tasks[task_id]
+        return {spec.name: TaskStore(spec, plan.partition, self.app.state_dir / self.app.app_id / task_id / spec.name,
+                                     self.store_config)
+                for spec in plan.subtopology.stores}
 
     async def _create_task(self, task_id: str) -> Task:
         """Open the task's stores, restore them from their changelogs, then build the task."""
         plan = self.plan.tasks[task_id]
-        stores = {}
-        for spec in plan.subtopology.stores:
-            path = self.app.state_dir / self.app.app_id / task_id / spec.name
-            stores[spec.name] = TaskStore(spec, plan.partition, path)
+        self.standbys.release(task_id)
+        stores = self._open_stores(task_id)
         for store in stores.values():
             result = await restore_store(store, self._restore_consumer)
             if result is not None:
@@ -227,6 +252,8 @@ class Worker:
                     await self._commit()
             if self.scheduler.schedules:
                 await self.scheduler.run_due(self.is_leader)
+            if self.standbys.stores:
+                await self.standbys.poll()
 
     async def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
         by_task: dict[str, dict[TopicPartition, list[RawRecord]]] = defaultdict(dict)
