@@ -2,6 +2,9 @@
 
     streams worker module:app        run a worker
     streams describe module:app      print the topology (--mermaid for a diagram)
+    streams replay module:app --to-earliest | --to-datetime ISO | --by-duration PT1H | --to-offset N [--dry-run]
+    streams reset module:app         replay from the earliest offsets and delete internal topics
+    streams rebuild module:app       wipe local state; the next start restores it from changelogs
 """
 
 from __future__ import annotations
@@ -38,8 +41,18 @@ def _parser(with_app_argument: bool) -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a worker until SIGTERM or SIGINT")
     describe = commands.add_parser("describe", help="print the topology")
     describe.add_argument("--mermaid", action="store_true", help="print a Mermaid flowchart")
+    replay = commands.add_parser("replay", help="reset input offsets and rebuild state by reprocessing")
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to-earliest", action="store_true", help="from the start of every input")
+    target.add_argument("--to-datetime", metavar="ISO", help="from a moment, e.g. 2026-11-28T10:00:00+00:00")
+    target.add_argument("--by-duration", metavar="PT1H", help="from this long ago (ISO-8601 duration)")
+    target.add_argument("--to-offset", metavar="N", type=int, help="from offset N of every input partition")
+    reset = commands.add_parser("reset", help="replay from the earliest offsets and delete internal topics")
+    rebuild = commands.add_parser("rebuild", help="wipe local state so the next start restores it")
+    for sub in (replay, reset, rebuild):
+        sub.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
     if with_app_argument:
-        for sub in (worker, describe):
+        for sub in (worker, describe, replay, reset, rebuild):
             sub.add_argument("app", help="module:attribute of the App")
     return parser
 
@@ -53,7 +66,30 @@ def _execute(app: App, args: argparse.Namespace) -> int:
     if args.command == "worker":
         app.run()
         return 0
+    if args.command in ("replay", "reset", "rebuild"):
+        return _replay_command(app, args)
     raise SystemExit(f"unknown command {args.command!r}")
+
+
+def _replay_command(app: App, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.errors import StreamsError
+    from streams.replay import ReplayTarget, rebuild, replay
+
+    try:
+        if args.command == "rebuild":
+            rebuild(app, dry_run=args.dry_run)
+            return 0
+        if args.command == "reset":
+            target = ReplayTarget(earliest=True)
+        else:
+            target = ReplayTarget.from_options(args.to_earliest, args.to_datetime, args.by_duration, args.to_offset)
+        asyncio.run(replay(app, target, dry_run=args.dry_run))
+    except (StreamsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def run_app_command(app: App, argv: list[str] | None) -> None:

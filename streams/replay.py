@@ -1,0 +1,150 @@
+"""Replay, reset and rebuild: move an application back in time and rebuild its state.
+
+Like Kafka's streams application reset tool, these need the application stopped:
+with active group members they refuse.  Each returns the lines it printed, one
+per action, topic by topic.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from streams.app import App
+from streams.errors import StreamsError
+from streams.transport.base import Admin, TopicPartition
+
+_DURATION = re.compile(r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?"
+                       r"(?:(?P<minutes>\d+(?:\.\d+)?)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """An ISO-8601 duration such as PT1H, P1DT12H or PT90S."""
+    match = _DURATION.match(text.strip().upper())
+    if not match or text.strip().upper() in ("P", "PT"):
+        raise ValueError(f"not an ISO-8601 duration: {text!r} (examples: PT1H, P1D, PT30M)")
+    parts = {k: float(v) for k, v in match.groupdict().items() if v}
+    return timedelta(**parts)
+
+
+@dataclass(frozen=True)
+class ReplayTarget:
+    """Where to move the input offsets: earliest, a timestamp in ms, or an absolute offset."""
+
+    earliest: bool = False
+    timestamp_ms: int | None = None
+    offset: int | None = None
+
+    @classmethod
+    def from_options(cls, to_earliest: bool, to_datetime: str | None, by_duration: str | None,
+                     to_offset: int | None, now: Callable[[], float] = time.time) -> ReplayTarget:
+        chosen = [to_earliest, to_datetime is not None, by_duration is not None, to_offset is not None]
+        if sum(chosen) != 1:
+            raise ValueError("choose exactly one of --to-earliest, --to-datetime, --by-duration, --to-offset")
+        if to_earliest:
+            return cls(earliest=True)
+        if to_datetime is not None:
+            moment = datetime.fromisoformat(to_datetime)
+            if moment.tzinfo is None:
+                raise ValueError("--to-datetime needs a timezone, e.g. 2026-11-28T10:00:00+00:00")
+            return cls(timestamp_ms=int(moment.timestamp() * 1000))
+        if by_duration is not None:
+            return cls(timestamp_ms=int((now() - parse_duration(by_duration).total_seconds()) * 1000))
+        return cls(offset=to_offset)
+
+    def describe(self) -> str:
+        if self.earliest:
+            return "the earliest offsets"
+        if self.timestamp_ms is not None:
+            return f"the first offsets at or after {datetime.fromtimestamp(self.timestamp_ms / 1000).isoformat()}"
+        return f"offset {self.offset}"
+
+
+async def _input_partitions(app: App, admin: Admin) -> list[TopicPartition]:
+    topology = app.topology()
+    info = await admin.describe_topics(topology.external_source_topics)
+    missing = sorted(t for t, i in info.items() if i is None)
+    if missing:
+        raise StreamsError(f"input topics do not exist: {', '.join(missing)}")
+    return [TopicPartition(t, p) for t, i in sorted(info.items()) for p in range(i.partitions)]
+
+
+async def _targets(admin: Admin, partitions: list[TopicPartition], target: ReplayTarget) -> dict[TopicPartition, int]:
+    earliest = await admin.list_offsets(partitions, "earliest")
+    if target.earliest:
+        return earliest
+    if target.timestamp_ms is not None:
+        return await admin.list_offsets(partitions, target.timestamp_ms)
+    latest = await admin.list_offsets(partitions, "latest")
+    return {tp: min(max(target.offset, earliest[tp]), latest[tp]) for tp in partitions}
+
+
+def internal_topics(app: App) -> list[str]:
+    topology = app.topology()
+    changelogs = [s.changelog_topic for s in topology.stores.values()
+                  if s.changelog_topic and not s.options.get("source_topic")]
+    return sorted({*topology.repartition_topics, *changelogs})
+
+
+async def replay(app: App, target: ReplayTarget, dry_run: bool = False, delete_internal: bool = True,
+                 out: Callable[[str], None] = print) -> list[str]:
+    """Reset input offsets to the target, delete internal topics and wipe local state."""
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        out(line)
+
+    admin = app.transport().admin()
+    await admin.start()
+    try:
+        members = await admin.active_members(app.app_id)
+        if members:
+            raise StreamsError(f"application {app.app_id!r} has {len(members)} active members; stop every worker "
+                               "before replaying (the reset needs the consumer group empty)")
+        partitions = await _input_partitions(app, admin)
+        offsets = await _targets(admin, partitions, target)
+        prefix = "would " if dry_run else ""
+        say(f"{prefix}reset {app.app_id} to {target.describe()}:")
+        for tp in partitions:
+            say(f"  {prefix}set {tp.topic}[{tp.partition}] to offset {offsets[tp]}")
+        if not dry_run:
+            await admin.set_committed_offsets(app.app_id, offsets)
+        if delete_internal:
+            existing = await admin.describe_topics(internal_topics(app))
+            for topic in sorted(t for t, info in existing.items() if info is not None):
+                say(f"  {prefix}delete internal topic {topic}")
+            if not dry_run:
+                await admin.delete_topics([t for t, info in existing.items() if info is not None])
+        wipe_local_state(app, dry_run, say)
+    finally:
+        await admin.stop()
+    return lines
+
+
+def wipe_local_state(app: App, dry_run: bool, say: Callable[[str], None]) -> None:
+    folder = app.state_dir / app.app_id
+    prefix = "would " if dry_run else ""
+    if folder.exists():
+        say(f"  {prefix}delete local state {folder}")
+        if not dry_run:
+            shutil.rmtree(folder)
+    else:
+        say(f"  no local state at {folder}")
+
+
+def rebuild(app: App, dry_run: bool = False, out: Callable[[str], None] = print) -> list[str]:
+    """Wipe local state only: the next start restores every store from its changelog."""
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        out(line)
+
+    say(f"{'would rebuild' if dry_run else 'rebuilding'} local state of {app.app_id} from changelogs on next start:")
+    wipe_local_state(app, dry_run, say)
+    return lines
