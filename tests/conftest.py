@@ -54,9 +54,9 @@ async def create_topics(brokers: str, names_partitions: dict[str, int], config: 
     admin = AIOKafkaAdminClient(bootstrap_servers=brokers)
     await admin.start()
     try:
-        await admin.create_topics(
-            [NewTopic(name, partitions, 1, topic_configs=dict(config or {})) for name, partitions in names_partitions.items()]
-        )
+        topics = [NewTopic(name, partitions, 1, topic_configs=dict(config or {}))
+                  for name, partitions in names_partitions.items()]
+        await admin.create_topics(topics)
     finally:
         await admin.close()
     await asyncio.sleep(0.2)
