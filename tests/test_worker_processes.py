@@ -54,6 +54,19 @@ async def produce_steadily(brokers: str, topic: str, start: int, stop: int, per_
         await asyncio.sleep(tick_s)
 
 
+async def produce_until_both_work(brokers: str, src: str, out: str, pids: set[int], timeout: float = 60) -> int:
+    """Produce batches until the output shows both workers processing; returns how many were produced."""
+    produced = 0
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        await produce(brokers, src, [(f"k{i}", {"i": i}) for i in range(produced, produced + 100)])
+        produced += 100
+        seen = await wait_for_output(brokers, out, produced)
+        if {v["worker"] for _, v in decoded(seen[-100:])} == pids:
+            return produced
+    raise AssertionError("both workers never processed partitions at the same time")
+
+
 async def test_two_workers_share_partitions_and_survive_kill_9(brokers, tmp_path):
     src, out, app_id = unique_name("in"), unique_name("out"), unique_name("app")
     await create_topics(brokers, {src: 6, out: 6})
@@ -62,10 +75,8 @@ async def test_two_workers_share_partitions_and_survive_kill_9(brokers, tmp_path
     second = WorkerProcess(brokers, {**env, "TEST_STATE_DIR": str(tmp_path / "b")}, tmp_path / "b.log").start()
     total = 4000
     try:
-        await produce(brokers, src, [(f"k{i}", {"i": i}) for i in range(600)])
-        early = await wait_for_output(brokers, out, 600)
-        assert {v["worker"] for _, v in decoded(early)} == {first.pid, second.pid}, "both workers own partitions"
-        producing = asyncio.create_task(produce_steadily(brokers, src, 600, total, 100, 0.1))
+        produced = await produce_until_both_work(brokers, src, out, {first.pid, second.pid})
+        producing = asyncio.create_task(produce_steadily(brokers, src, produced, total, 100, 0.1))
         await asyncio.sleep(1.0)
         first.signal(signal.SIGKILL)  # mid-stream: records keep arriving for its partitions
         await producing
