@@ -8,13 +8,26 @@ from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import InvalidProducerEpoch, InvalidProducerIdMapping, ProducerFenced
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata
 
+from streams.errors import TaskFencedError
 from streams.kafka.partitions import keys_to_aiokafka
 from streams.transport.base import OutRecord, TopicPartition
 
 DEFAULTS: Mapping[str, Any] = {"acks": "all", "linger_ms": 5}
+FENCING_ERRORS = (ProducerFenced, InvalidProducerEpoch, InvalidProducerIdMapping)
+
+
+@contextlib.contextmanager
+def fencing_as_task_error(transactional_id: str | None):
+    """Report fencing in the framework's terms: another worker owns the task now."""
+    try:
+        yield
+    except FENCING_ERRORS as exc:
+        raise TaskFencedError(f"producer {transactional_id!r} was fenced by a newer instance: "
+                              f"{type(exc).__name__}") from exc
 
 
 class PendingBatch:
@@ -46,11 +59,14 @@ class KafkaProducer:
         options = {**DEFAULTS, **(config or {})}
         if transactional_id is not None:
             options["transactional_id"] = transactional_id
+        self.transactional_id = transactional_id
         self._producer = AIOKafkaProducer(bootstrap_servers=brokers, **options)
         self._pending: list[PendingBatch] = []
 
     async def start(self) -> None:
-        await self._producer.start()
+        """Start; a transactional producer fences older instances and aborts their open transaction."""
+        with fencing_as_task_error(self.transactional_id):
+            await self._producer.start()
 
     async def stop(self) -> None:
         await self._producer.stop()
@@ -85,6 +101,8 @@ class KafkaProducer:
         """
         pending, self._pending = self._pending, []
         results = await asyncio.gather(*(batch.delivery for batch in pending), return_exceptions=True)
+        if any(isinstance(r, FENCING_ERRORS) for r in results):
+            raise TaskFencedError(f"producer {self.transactional_id!r} was fenced by a newer instance")
         last_offsets: dict[TopicPartition, int] = {}
         error: BaseException | None = None
         for batch, result in zip(pending, results, strict=True):
@@ -98,15 +116,18 @@ class KafkaProducer:
         return last_offsets
 
     async def begin_transaction(self) -> None:
-        await self._producer.begin_transaction()
+        with fencing_as_task_error(self.transactional_id):
+            await self._producer.begin_transaction()
 
     async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int], group_id: str) -> None:
-        await self._producer.send_offsets_to_transaction(keys_to_aiokafka(offsets), group_id)
+        with fencing_as_task_error(self.transactional_id):
+            await self._producer.send_offsets_to_transaction(keys_to_aiokafka(offsets), group_id)
 
     async def commit_transaction(self) -> None:
         """Commit after every queued batch is acknowledged; a failed send fails the commit."""
-        await self.flush()
-        await self._producer.commit_transaction()
+        with fencing_as_task_error(self.transactional_id):
+            await self.flush()
+            await self._producer.commit_transaction()
 
     async def abort_transaction(self) -> None:
         """Abort after the queued batches settle; their errors no longer matter."""
