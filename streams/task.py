@@ -163,6 +163,13 @@ class Task:
         for store in self.stores.values():
             store.commit(written, self.offsets)
 
+    def discard_stores(self) -> None:
+        """Drop uncommitted store changes, after an aborted transaction."""
+        for store in self.stores.values():
+            store.discard()
+        self.offsets.clear()
+        self.output.clear()
+
     def take_output(self) -> list[OutRecord]:
         output, self.output = self.output, []
         return output

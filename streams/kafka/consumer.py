@@ -125,6 +125,12 @@ class KafkaConsumer:
     async def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         return keys_from_aiokafka(await self._consumer.beginning_offsets(all_to_aiokafka(partitions)))
 
+    def request_rejoin(self) -> None:
+        """Rejoin the group at the next poll; partitions kept restart from their committed offsets."""
+        coordinator = self._consumer._coordinator
+        if coordinator is not None:
+            coordinator.request_rejoin()
+
     def group_metadata(self) -> tuple[str, int]:
         """(member id, generation id), or ("", -1) outside a group."""
         coordinator = self._consumer._coordinator

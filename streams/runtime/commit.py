@@ -20,16 +20,20 @@ A commit covers every task the worker runs, at once:
    commit: at-least-once may apply them twice, never zero times.
 6. Exactly-once opens the next transaction lazily, at the next send.
 
-If step 3 fails, the tasks' caches are discarded (exactly-once) or kept for a
-retry (at-least-once), and the error propagates: the worker closes the affected
-tasks without committing and rejoins the group.
+If step 2 or 3 fails, the error propagates.  Under at-least-once the worker
+stops without committing offsets, so the records since the last commit are
+processed again.  Under exactly-once the worker aborts the open transactions,
+discards the caches, closes its tasks without committing and rejoins the group:
+each task restarts from its last committed offsets and checkpoints, and a task
+whose producer was fenced now belongs to another worker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from streams.task import Task
@@ -53,16 +57,38 @@ class CommitStats:
 
 async def commit_tasks(
     tasks: Iterable[Task],
-    producer: Producer,
+    producer_of: Callable[[Task], Producer],
     consumer: Consumer,
     *,
     exactly_once: bool = False,
     group_id: str = "",
     stats: CommitStats | None = None,
 ) -> dict[TopicPartition, int]:
-    """Run the numbered steps above for the given tasks; return the committed offsets."""
+    """Run the numbered steps above for the given tasks; return the committed input offsets.
+
+    Under exactly-once each task has its own transactional producer, and the tasks
+    commit concurrently; the first error is raised once every task has finished.
+    """
     started = time.perf_counter()
     tasks = list(tasks)
+    if exactly_once:
+        results = await asyncio.gather(*(_commit_one(task, producer_of(task), group_id) for task in tasks),
+                                       return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+        offsets = {tp: offset for result in results for tp, offset in result.items()}
+    else:
+        offsets = await _commit_shared(tasks, producer_of(tasks[0]) if tasks else None, consumer)
+    if stats is not None:
+        stats.record(started)
+    return offsets
+
+
+async def _commit_shared(tasks: list[Task], producer: Producer | None, consumer: Consumer) -> dict[TopicPartition, int]:
+    """At-least-once: steps 1, 2, 4 and 5 over all tasks, which share one producer."""
+    if producer is None:
+        return {}
     offsets: dict[TopicPartition, int] = {}
     changelog = []
     for task in tasks:  # step 1
@@ -71,16 +97,25 @@ async def commit_tasks(
     if changelog:
         await producer.send_many(changelog)
     written = await producer.flush()  # step 2
-    if exactly_once:
-        if offsets:
-            await producer.send_offsets_to_transaction(offsets, group_id)
-        await producer.commit_transaction()  # step 3
     for task in tasks:  # step 4
         task.checkpoint_stores(written)
-    if offsets and not exactly_once:  # step 5
+    if offsets:  # step 5
         await consumer.commit(offsets)
     for task in tasks:
         task.offsets.clear()
-    if stats is not None:
-        stats.record(started)
+    return offsets
+
+
+async def _commit_one(task: Task, producer: Producer, group_id: str) -> dict[TopicPartition, int]:
+    """Exactly-once: steps 1 to 4 for one task in its own transaction."""
+    changelog = task.changelog_output()  # step 1
+    if changelog:
+        await producer.send_many(changelog)
+    written = await producer.flush()  # step 2
+    offsets = dict(task.offsets)
+    if offsets:  # step 3
+        await producer.send_offsets_to_transaction(offsets, group_id)
+    await producer.commit_transaction()
+    task.checkpoint_stores(written)  # step 4
+    task.offsets.clear()
     return offsets

@@ -21,7 +21,7 @@ from rocksdict import Cache
 
 from state import RocksDBConfig
 from streams.compiler import CompiledTopology, PhysicalPlan, plan_tasks
-from streams.errors import TopologyError
+from streams.errors import TaskFencedError, TopologyError
 from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
 from streams.runtime.assignor import MemberState, TaskAssignor
@@ -31,6 +31,7 @@ from streams.runtime.scheduler import Clock, Scheduler
 from streams.runtime.standby import StandbyTasks
 from streams.runtime.stores import TaskStore
 from streams.runtime.topics import changelog_specs, internal_topic_problem
+from streams.runtime.transactions import TaskTransactions
 from streams.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition, TopicSpec
 
@@ -65,6 +66,7 @@ class Worker:
         self._partitioner = KeyPartitioner()
         self.admin = self.producer = self.consumer = self._restore_consumer = self._standby_consumer = None
         self.standbys: StandbyTasks | None = None
+        self.transactions: TaskTransactions | None = None
         self.store_config = RocksDBConfig(write_buffer_size=8 << 20, max_write_buffer_number=2,
                                           block_cache=Cache(64 << 20))
         self.restore_results: list[RestoreResult] = []
@@ -101,8 +103,11 @@ class Worker:
             result = fn()
             if asyncio.iscoroutine(result):
                 await result
-        self.producer = self.transport.producer(config=self.app.producer_config)
-        await self.producer.start()
+        if self.app.exactly_once:
+            self.transactions = TaskTransactions(self.transport, self.app.app_id, self.app.producer_config)
+        else:
+            self.producer = self.transport.producer(config=self.app.producer_config)
+            await self.producer.start()
         self.assignor = TaskAssignor(self._plan_for, self._member_state, self.app.num_standby_replicas)
         self._restore_consumer = self.transport.consumer(None, isolation_level="read_committed",
                                                          config=self.app.consumer_config)
@@ -128,6 +133,8 @@ class Worker:
                     await self._commit()
         except Exception:
             log.exception("final commit failed; uncommitted records will be processed again")
+        if self.transactions is not None:
+            await self.transactions.close_all(abort=True)
         for task in self.tasks.values():
             task.close()
         self.tasks.clear()
@@ -202,10 +209,9 @@ class Worker:
                 await self._commit()
             except Exception:
                 log.exception("commit before rebalance failed; records since the last commit will be replayed")
+                await self._abandon_all()
             for task_id in sorted(self.plan.tasks_for(revoked)):
-                task = self.tasks.pop(task_id, None)
-                if task is not None:
-                    task.close()
+                await self._close_task(task_id)
             if revoked:
                 log.info("revoked %d partitions; %d tasks remain", len(revoked), len(self.tasks))
 
@@ -219,6 +225,24 @@ class Worker:
             await self._update_standbys()
             log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
 
+    async def _close_task(self, task_id: str, abort: bool = False) -> None:
+        task = self.tasks.pop(task_id, None)
+        if task is not None:
+            if abort:
+                task.discard_stores()
+            task.close()
+        if self.transactions is not None:
+            await self.transactions.close(task_id, abort=abort)
+
+    async def _abandon_all(self) -> None:
+        """Exactly-once recovery: drop uncommitted work and restart tasks from their last commit."""
+        if self.transactions is None:
+            return
+        for task_id in sorted(self.tasks):
+            await self._close_task(task_id, abort=True)
+        self.consumer.request_rejoin()
+        log.warning("aborted open transactions and closed all tasks; rejoining the group to restart them")
+
     def _open_stores(self, task_id: str) -> dict[str, TaskStore]:
         plan = self.plan.tasks[task_id]
         return {spec.name: TaskStore(spec, plan.partition, self.app.state_dir / self.app.app_id / task_id / spec.name,
@@ -228,6 +252,8 @@ class Worker:
     async def _create_task(self, task_id: str) -> Task:
         """Open the task's stores, restore them from their changelogs, then build the task."""
         plan = self.plan.tasks[task_id]
+        if self.transactions is not None:
+            await self.transactions.start(task_id)  # fences older owners before anything is read
         self.standbys.release(task_id)
         stores = self._open_stores(task_id)
         for store in stores.values():
@@ -268,9 +294,22 @@ class Worker:
             task.process(task_batches)
             if task.agents:
                 await task.drain_agents()
-            outputs.extend(task.take_output())
+            if self.transactions is None:
+                outputs.extend(task.take_output())
+            else:
+                await self._send_in_transaction(task)
         if outputs:
             await self.producer.send_many(await self._resolve_partitions(outputs))
+
+    async def _send_in_transaction(self, task: Task) -> None:
+        output = task.take_output()
+        if not output:
+            return
+        try:
+            await self.transactions.by_task[task.task_id].send_many(await self._resolve_partitions(output))
+        except TaskFencedError:
+            log.warning("task %s was fenced: another worker owns it now; closing it", task.task_id)
+            await self._close_task(task.task_id, abort=True)
 
     async def _resolve_partitions(self, outputs: list[OutRecord]) -> list[OutRecord]:
         """Place records for topics chosen at run time, whose size the task did not know."""
@@ -290,6 +329,13 @@ class Worker:
         self._last_commit = time.monotonic()
         if not self.tasks:
             return
-        await commit_tasks(self.tasks.values(), self.producer, self.consumer,
-                           exactly_once=self.app.exactly_once, group_id=self.app.app_id,
-                           stats=self.commit_stats)
+        if self.transactions is None:
+            await commit_tasks(self.tasks.values(), lambda task: self.producer, self.consumer,
+                               stats=self.commit_stats)
+            return
+        try:
+            await commit_tasks(self.tasks.values(), lambda task: self.transactions.by_task[task.task_id],
+                               self.consumer, exactly_once=True, group_id=self.app.app_id, stats=self.commit_stats)
+        except Exception as exc:
+            log.warning("commit failed (%s: %s)", type(exc).__name__, exc)
+            await self._abandon_all()

@@ -102,6 +102,10 @@ class Consumer(Protocol):
         """(member id, generation id) of the current group membership."""
         ...
 
+    def request_rejoin(self) -> None:
+        """Rejoin the group at the next poll, so kept partitions restart from their committed offsets."""
+        ...
+
 
 class Producer(Protocol):
     async def start(self) -> None: ...

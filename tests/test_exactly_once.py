@@ -1,0 +1,118 @@
+"""Exactly-once against the real broker: transactions, aborts, fencing and crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import pytest
+
+from streams import App
+from tests.conftest import create_topics, unique_name
+from tests.kafka_helpers import FAST_GROUP, decoded, produce, read_topic, running, wait_for
+from tests.process_helpers import WorkerProcess
+
+
+def eos_app(brokers: str, app_id: str, state_dir, **kwargs) -> App:
+    return App(app_id, brokers=brokers, state_dir=state_dir, processing_guarantee="exactly_once",
+               consumer_config=FAST_GROUP, **kwargs)
+
+
+def per_key_updates(records) -> dict[str, list]:
+    updates: dict[str, list] = {}
+    for key, value in decoded(records):
+        updates.setdefault(key, []).append(value)
+    return updates
+
+
+async def test_repartition_changelog_and_output_commit_together(brokers, tmp_path):
+    src, out, app_id = unique_name("in"), unique_name("out"), unique_name("eos")
+    await create_topics(brokers, {src: 3, out: 3})
+    app = eos_app(brokers, app_id, tmp_path)
+    app.stream(src).group_by(lambda k, v: v["user"], name="by-user").aggregate(
+        lambda: {"count": 0, "sum": 0}, lambda user, v, agg: {"count": agg["count"] + 1, "sum": agg["sum"] + v["id"]},
+        name="totals",
+    ).to_stream().to(out)
+    events = [(f"e{i}", {"user": f"u{i % 6}", "id": i}) for i in range(600)]
+    await produce(brokers, src, events)
+    async with running(app) as worker:
+        got = await read_topic(brokers, out, expected=600, timeout=60)
+        assert worker.commit_stats.commits > 0
+    updates = per_key_updates(got)
+    for u in range(6):
+        ids = list(range(u, 600, 6))
+        assert [v["count"] for v in updates[f"u{u}"]] == list(range(1, len(ids) + 1))
+        assert updates[f"u{u}"][-1]["sum"] == sum(ids)
+    for topic in (f"{app_id}-by-user-repartition", f"{app_id}-totals-changelog"):
+        committed = await read_topic(brokers, topic, expected=None, isolation_level="read_committed")
+        uncommitted = await read_topic(brokers, topic, expected=None, isolation_level="read_uncommitted")
+        assert committed and len(committed) == len(uncommitted)
+    changelog = await read_topic(brokers, f"{app_id}-totals-changelog", expected=None)
+    final = {k: v for k, v in decoded(changelog)}
+    assert final == {f"u{u}": updates[f"u{u}"][-1] for u in range(6)}
+
+
+async def test_exception_mid_batch_aborts_and_nothing_of_it_is_visible(brokers, tmp_path):
+    src, out, app_id = unique_name("in"), unique_name("out"), unique_name("eos")
+    await create_topics(brokers, {src: 1, out: 1})
+    app = eos_app(brokers, app_id, tmp_path, on_error="fail", commit_interval=30)
+    app.stream(src).map_values(lambda v: 100 // v).to(out)
+    await produce(brokers, src, [(f"k{i}", i + 1) for i in range(50)])
+    from streams.runtime.worker import Worker
+
+    worker = Worker(app)
+    await worker.start()
+    await wait_for(lambda: worker.tasks)
+    loop = asyncio.create_task(worker.loop())
+    await wait_for(lambda: worker.tasks["0_0"].offsets, timeout=20)
+    async with worker._lock:
+        await worker._commit()  # the first 50 records commit
+    await produce(brokers, src, [(f"k{i}", i + 1) for i in range(50, 80)])
+    await wait_for(lambda: sum(worker.tasks["0_0"].offsets.values()) == 80, timeout=20)  # sent, not committed
+    await produce(brokers, src, [("zero", 0)])
+    with pytest.raises(Exception, match="ZeroDivisionError"):
+        await asyncio.wait_for(loop, 30)
+    await worker.shutdown(commit=False)
+    visible = await read_topic(brokers, out, expected=None, timeout=10)
+    assert sorted(k for k, _ in decoded(visible)) == sorted(f"k{i}" for i in range(50))
+    everything = await read_topic(brokers, out, expected=None, timeout=10, isolation_level="read_uncommitted")
+    assert len(everything) > 50, "the aborted batch was written, and stays invisible to read_committed readers"
+
+
+async def test_zombie_worker_is_fenced(brokers, tmp_path):
+    src, out, app_id = unique_name("in"), unique_name("out"), unique_name("zombie")
+    await create_topics(brokers, {src: 4, out: 4})
+    env = {"TEST_APP_ID": app_id, "TEST_IN": src, "TEST_OUT": out, "TEST_MODE": "ids", "TEST_GUARANTEE": "exactly_once",
+           "TEST_COMMIT_INTERVAL": "0.1"}
+    zombie = WorkerProcess(brokers, {**env, "TEST_STATE_DIR": str(tmp_path / "z")}, tmp_path / "z.log").start()
+    events = [(f"e{i}", {"user": f"u{i % 8}", "id": i}) for i in range(2000)]
+    try:
+        await produce(brokers, src, events[:500])
+        await read_topic(brokers, out, expected=500, timeout=60)
+        survivor = WorkerProcess(brokers, {**env, "TEST_STATE_DIR": str(tmp_path / "s")}, tmp_path / "s.log").start()
+        await asyncio.sleep(4)  # let both workers share the tasks
+        zombie.signal(signal.SIGSTOP)
+        await produce(brokers, src, events[500:1500])
+        await asyncio.sleep(9)  # the session times out; the survivor takes every task
+        zombie.signal(signal.SIGCONT)  # the zombie wakes up holding batches of tasks it lost
+        await produce(brokers, src, events[1500:])
+        await asyncio.sleep(6)
+        records = await read_topic(brokers, out, expected=None, timeout=30, idle=3)
+        survivor.terminate()
+        zombie.terminate()
+    finally:
+        zombie.signal(signal.SIGCONT)
+        zombie.kill()
+        if "survivor" in locals():
+            survivor.kill()
+    latest = {}
+    for key, ids in decoded(records):
+        assert len(ids) == len(set(ids)), f"{key} saw an input twice"
+        if len(ids) > len(latest.get(key, [])):
+            latest[key] = ids
+    for u in range(8):
+        assert sorted(latest[f"u{u}"]) == list(range(u, 2000, 8))
+    updates = per_key_updates(records)
+    for key, values in updates.items():
+        sizes = [len(v) for v in values]
+        assert sizes == list(range(1, len(sizes) + 1)), f"{key}: an update was emitted twice or lost"
