@@ -32,7 +32,8 @@ def _seconds(value: float | timedelta) -> float:
 class App:
     """A stream application: one consumer group, one topology, many workers.
 
-    brokers: bootstrap servers; the STREAMS_BROKERS environment variable overrides it.
+    brokers: bootstrap servers, or "memory://[NAME]" / "local://PATH" for the embedded broker
+        (streams.embedded); the STREAMS_BROKERS environment variable overrides it.
     commit_interval: seconds between commits (default 1.0, or 0.1 under exactly-once).
     on_error: "dlq" (default), "skip" or "fail" for records that cannot be processed.
     producer_config / consumer_config: passed through to the Kafka clients.
@@ -161,6 +162,13 @@ class App:
     # -- running
 
     def transport(self) -> Any:
+        """Kafka, or the in-process broker for brokers="memory://[NAME]" or "local://PATH"."""
+        from streams.embedded.registry import is_embedded
+
+        if is_embedded(self.brokers):
+            from streams.embedded import EmbeddedTransport
+
+            return EmbeddedTransport(self.brokers)
         from streams.kafka import KafkaTransport
 
         return KafkaTransport(self.brokers)
