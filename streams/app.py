@@ -14,7 +14,7 @@ from streams.describe import describe_mermaid, describe_text
 from streams.dsl import Stream
 from streams.endpoints import Source, TimestampExtractor
 from streams.errors_policy import ErrorPolicy
-from streams.query import StoreView
+from streams.query import StoreView, store_view
 from streams.runtime.scheduler import Schedule, cron, every
 from streams.serdes import SerdeLike, resolve
 from streams.stateful import TableSource
@@ -67,6 +67,7 @@ class App:
         self.consumer_config = dict(consumer_config or {})
         self.poll_max_records = poll_max_records
         self.builder = TopologyBuilder(app_id)
+        self.builder.app = self  # lets DSL objects such as windowed tables reach app.store()
         self.schedules: list[Schedule] = []
         self.startup_tasks: list[Callable[[], Any]] = []
         self.worker: Any = None
@@ -157,7 +158,7 @@ class App:
             raise KeyError(f"no store named {name!r}; stores: {sorted(self.builder.stores)}")
         if self.worker is None:
             raise RuntimeError("interactive queries need a running worker in this process")
-        return StoreView(spec, [t.stores[name] for t in self.worker.tasks.values() if name in t.stores])
+        return store_view(spec, [t.stores[name] for t in self.worker.tasks.values() if name in t.stores])
 
     # -- running
 

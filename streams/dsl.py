@@ -29,6 +29,8 @@ from streams.topology import Node, StoreSpec, TopologyBuilder
 
 if TYPE_CHECKING:
     from streams.table import Table
+    from windows.definitions import WindowDefinition
+    from windows.dsl import WindowedStream
 
 
 class Stream:
@@ -199,6 +201,12 @@ class GroupedStream:
                                 lambda: Aggregate(node_name, store_name, initializer, aggregator, ks, vs),
                                 stores=(spec,)), keyed._node)
         return Table(builder, node, store_name, ks, vs)
+
+    def window(self, window: WindowDefinition) -> WindowedStream:
+        """Aggregate per window: Tumbling, Hopping, Sliding or Session from the windows package."""
+        from windows.dsl import WindowedStream
+
+        return WindowedStream(self, window)
 
     def keyed_stream(self, purpose: str) -> Stream:
         """The stream co-partitioned by the grouping key, through a repartition topic if needed.

@@ -33,3 +33,8 @@ class StoreView:
 
     def __len__(self) -> int:
         return sum(store.approximate_count() for store in self._stores)
+
+
+def store_view(spec: StoreSpec, stores: Sequence[Any]) -> Any:
+    """The query view for a store: a spec may name its own view class (windowed stores offer fetch)."""
+    return spec.options.get("view", StoreView)(spec, stores)

@@ -16,7 +16,7 @@ from streams.app import App
 from streams.compiler import plan_tasks
 from streams.endpoints import Source
 from streams.partitioner import KeyPartitioner
-from streams.query import StoreView
+from streams.query import StoreView, store_view
 from streams.record import Headers, Record
 from streams.runtime.stores import TaskStore
 from streams.serdes import SerdeLike, resolve
@@ -115,7 +115,7 @@ class TestDriver:
         spec = self.topology.stores.get(name)
         if spec is None:
             raise KeyError(f"no store named {name!r}")
-        return StoreView(spec, [task.stores[name] for task in self.tasks.values() if name in task.stores])
+        return store_view(spec, [task.stores[name] for task in self.tasks.values() if name in task.stores])
 
     def close(self) -> None:
         for task in self.tasks.values():
