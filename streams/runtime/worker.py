@@ -275,6 +275,7 @@ class Worker:
                     await self._process(batches)
             if time.monotonic() - self._last_commit >= self.app.commit_interval:
                 async with self._lock:
+                    await self._punctuate()
                     await self._commit()
             if self.scheduler.schedules:
                 await self.scheduler.run_due(self.is_leader)
@@ -294,6 +295,18 @@ class Worker:
             task.process(task_batches)
             if task.agents:
                 await task.drain_agents()
+            if self.transactions is None:
+                outputs.extend(task.take_output())
+            else:
+                await self._send_in_transaction(task)
+        if outputs:
+            await self.producer.send_many(await self._resolve_partitions(outputs))
+
+    async def _punctuate(self) -> None:
+        """Give processors wall-clock time (windows close idle partitions) and send what they emit."""
+        outputs: list[OutRecord] = []
+        for task in list(self.tasks.values()):
+            task.punctuate()
             if self.transactions is None:
                 outputs.extend(task.take_output())
             else:
