@@ -246,6 +246,11 @@ class EmbeddedConsumer:
         broker = self._started()
         return {TopicPartition(*tp): broker.log_start(TopicPartition(*tp)) for tp in partitions}
 
+    def request_rejoin(self) -> None:
+        """Rebalance the group; partitions this consumer gets back restart from their committed offsets."""
+        if self._membership is not None:
+            self._membership.request_rejoin()
+
     def group_metadata(self) -> tuple[str, int]:
         """(member id, generation id) once this consumer holds an assignment of its group, else ("", -1)."""
         membership = self._membership

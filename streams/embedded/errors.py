@@ -7,7 +7,9 @@ and so on), so code that handles them works on both transports.
 
 from __future__ import annotations
 
-from streams.errors import StreamsError
+from aiokafka.errors import ProducerFenced
+
+from streams.errors import StreamsError, TaskFencedError
 
 
 class BrokerInUseError(StreamsError):
@@ -16,3 +18,11 @@ class BrokerInUseError(StreamsError):
 
 class BrokerClosedError(StreamsError):
     """The client's broker was closed; create the client again to reopen it."""
+
+
+class ProducerFencedError(TaskFencedError, ProducerFenced):
+    """A newer producer took this transactional id; this one may do nothing more.
+
+    It is the framework's TaskFencedError, as the Kafka transport reports
+    fencing, and aiokafka's ProducerFenced as well.
+    """

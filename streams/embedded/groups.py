@@ -85,6 +85,12 @@ class GroupCoordinator:
             member.topics = topics
             self._rebalance(self.groups[group_id], [member])
 
+    def request_rejoin(self, group_id: str, member_id: str) -> None:
+        """The member wants its partitions handed out anew (it restarts them from committed offsets)."""
+        member = self._member(group_id, member_id)
+        if member is not None:
+            self._rebalance(self.groups[group_id], [member])
+
     def heartbeat(self, group_id: str, member_id: str) -> None:
         member = self._member(group_id, member_id)
         if member is not None:

@@ -60,6 +60,10 @@ class Membership:
         with self.broker.lock:
             self.broker.groups.subscribe(self.group_id, self.member_id, topics)
 
+    def request_rejoin(self) -> None:
+        with self.broker.lock:
+            self.broker.groups.request_rejoin(self.group_id, self.member_id)
+
     def raise_failure(self) -> None:
         failure, self.failure = self.failure, None
         if failure is not None:

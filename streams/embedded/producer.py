@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from aiokafka.errors import IllegalOperation, IllegalStateError, ProducerFenced
+from aiokafka.errors import IllegalOperation, IllegalStateError
 
 from streams.embedded.broker import EmbeddedBroker
 from streams.embedded.config import PRODUCER_OPTIONS, check_options
+from streams.embedded.errors import ProducerFencedError
 from streams.embedded.registry import open_broker
 from streams.transport.base import OutRecord, TopicPartition
 
@@ -32,7 +33,7 @@ class EmbeddedProducer:
         self._broker: EmbeddedBroker | None = None
         self._epoch = -1
         self._in_transaction = False
-        self._fenced: ProducerFenced | None = None
+        self._fenced: ProducerFencedError | None = None
         self._written: dict[TopicPartition, int] = {}
         self._error: Exception | None = None
         self._transaction_error: Exception | None = None
@@ -52,7 +53,7 @@ class EmbeddedProducer:
         if broker is not None and self._in_transaction and self._fenced is None and not broker.closed:
             try:
                 broker.end_transaction(self.transactional_id, self._epoch, commit=False)
-            except ProducerFenced:
+            except ProducerFencedError:
                 pass
         self._in_transaction = False
         self._broker = None
@@ -119,7 +120,7 @@ class EmbeddedProducer:
         """Run a broker call; once fenced, the producer stays fenced, as on Kafka."""
         try:
             return call()
-        except ProducerFenced as fenced:
+        except ProducerFencedError as fenced:
             self._fenced = fenced
             self._in_transaction = False
             raise
@@ -138,7 +139,7 @@ class EmbeddedProducer:
 
     def _started(self) -> EmbeddedBroker:
         if self._fenced is not None:
-            raise ProducerFenced(str(self._fenced))
+            raise ProducerFencedError(str(self._fenced))
         if self._broker is None:
             raise IllegalStateError("the producer is not started")
         self._broker.check_open()

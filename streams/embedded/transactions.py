@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aiokafka.errors import ProducerFenced
-
+from streams.embedded.errors import ProducerFencedError
 from streams.transport.base import TopicPartition
 
 
@@ -23,7 +22,7 @@ class Transactions:
 
     A producer starting with a transactional id bumps its epoch; a producer
     holding an older epoch is a zombie, and everything it tries raises
-    ProducerFenced, as on Kafka.
+    ProducerFencedError, as fencing does on Kafka.
     """
 
     def __init__(self, epochs: Mapping[str, int]) -> None:
@@ -32,9 +31,7 @@ class Transactions:
 
     def check(self, transactional_id: str, epoch: int) -> None:
         if self.epochs.get(transactional_id) != epoch:
-            raise ProducerFenced(
-                f"a newer producer with transactional id {transactional_id!r} started; this one is fenced"
-            )
+            raise ProducerFencedError(f"producer {transactional_id!r} was fenced by a newer instance")
 
     def bump(self, transactional_id: str) -> int:
         epoch = self.epochs.get(transactional_id, -1) + 1
