@@ -60,6 +60,7 @@ class Worker:
         self.partition_counts: dict[str, int] = {}
         self.assignor: TaskAssignor | None = None
         self._lock = asyncio.Lock()
+        self._assignment_generation = 0
         self._stopping = asyncio.Event()
         self._started = asyncio.Event()
         self._last_commit = time.monotonic()
@@ -205,6 +206,7 @@ class Worker:
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
+            self._assignment_generation += 1
             try:
                 await self._commit()
             except Exception:
@@ -216,14 +218,25 @@ class Worker:
                 log.info("revoked %d partitions; %d tasks remain", len(revoked), len(self.tasks))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        async with self._lock:
-            created = {}
-            for task_id in sorted(self.plan.tasks_for(assigned)):
-                if task_id not in self.tasks:
-                    created[task_id] = await self._create_task(task_id)
-            self.tasks.update(created)
-            await self._update_standbys()
-            log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
+        # Paused partitions return no records: none can be fetched from a position that
+        # the seek below is about to replace.
+        self.consumer.pause(assigned)
+        try:
+            async with self._lock:
+                self._assignment_generation += 1
+                created = {}
+                for task_id in sorted(self.plan.tasks_for(assigned)):
+                    if task_id not in self.tasks:
+                        created[task_id] = await self._create_task(task_id)
+                # Read committed offsets only now that the tasks' producers have fenced any
+                # older owner: a zombie can no longer commit offsets beyond them.
+                await self.consumer.seek_to_committed_or_reset(
+                    [tp for task_id in created for tp in self.plan.tasks[task_id].inputs])
+                self.tasks.update(created)
+                await self._update_standbys()
+                log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
+        finally:
+            self.consumer.resume(assigned)
 
     async def _close_task(self, task_id: str, abort: bool = False) -> None:
         task = self.tasks.pop(task_id, None)
@@ -269,10 +282,14 @@ class Worker:
         while not self._stopping.is_set():
             wait_s = self.scheduler.seconds_until_next()
             timeout_ms = 100 if wait_s is None else max(0, min(100, int(wait_s * 1000)))
+            generation = self._assignment_generation
             batches = await self.consumer.poll(timeout_ms, self.app.poll_max_records)
             if batches:
                 async with self._lock:
-                    await self._process(batches)
+                    # A rebalance during the poll re-seeks every partition it assigns to its
+                    # committed offset, so a batch fetched before it is fetched again.
+                    if generation == self._assignment_generation:
+                        await self._process(batches)
             if time.monotonic() - self._last_commit >= self.app.commit_interval:
                 async with self._lock:
                     await self._punctuate()

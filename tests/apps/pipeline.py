@@ -3,7 +3,8 @@
 TEST_APP_ID, TEST_IN, TEST_OUT name the app and topics; TEST_MODE picks the
 topology: "copy" (map_values tags the value with this process's pid) or
 "count" (group by the value's "user" and count) or "ids" (count, and collect the
-input ids per user, so that a lost or duplicated input shows).
+input ids per user, so that a lost or duplicated input shows) or "sumcount" (count
+and sum of the unique input ids per user).
 """
 
 import os
@@ -31,5 +32,11 @@ elif mode == "ids":
     grouped = source.group_by(lambda k, v: v["user"], name="by-user")
     grouped.count(name="counts")
     grouped.aggregate(list, lambda user, v, ids: [*ids, v["id"]], name="ids").to_stream().to(os.environ["TEST_OUT"])
+elif mode == "sumcount":
+    source.group_by(lambda k, v: v["user"], name="by-user").aggregate(
+        lambda: {"count": 0, "sum": 0},
+        lambda user, v, agg: {"count": agg["count"] + 1, "sum": agg["sum"] + v["id"]},
+        name="totals",
+    ).to_stream().to(os.environ["TEST_OUT"])
 else:
     raise SystemExit(f"unknown TEST_MODE {mode}")
