@@ -61,6 +61,7 @@ class EmbeddedConsumer:
         self._paused: set[TopicPartition] = set()
         self._fetching = False
         self._turn = 0
+        self._assignments = 0  # counts assignment changes, so a poll can tell one happened while it waited
 
     async def start(self) -> None:
         if self._broker is not None:
@@ -105,6 +106,7 @@ class EmbeddedConsumer:
         self._positions = {TopicPartition(*tp): None for tp in partitions}
         self._paused &= set(self._positions)
         self._fetching = True
+        self._assignments += 1
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._positions)
@@ -115,12 +117,14 @@ class EmbeddedConsumer:
         self._positions = {}
         self._paused.clear()
         self._fetching = False
+        self._assignments += 1
         return released
 
     def _take_assignment(self, partitions: set[TopicPartition]) -> None:
         """Hold new partitions; fetching waits until on_partitions_assigned has returned."""
         self._positions = {tp: None for tp in sorted(partitions)}
         self._fetching = False
+        self._assignments += 1
 
     def _open_fetching(self) -> None:
         self._fetching = True
@@ -130,14 +134,22 @@ class EmbeddedConsumer:
     # -- reading
 
     async def poll(self, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[RawRecord]]:
-        """Records per partition; raises what the rebalance listener raised since the last poll."""
+        """Records per partition; raises what the rebalance listener raised since the last poll.
+
+        A poll during which the assignment changed returns nothing: the caller
+        may not have seen the rebalance yet, and the next poll reads from the
+        positions the new assignment set.
+        """
         broker = self._started()
+        assignments = self._assignments
         await asyncio.sleep(0)  # a poll always lets the rest of the loop run, as a network poll would
         limit = max_records or self.settings.max_poll_records
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
             if self._membership is not None:
                 self._membership.raise_failure()
+            if self._assignments != assignments:
+                return {}
             seen = broker.notifier.version
             broker.maybe_clean()
             batches = self._fetch(broker, limit)
