@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from streams.record import Headers
@@ -39,11 +40,11 @@ def record_size(key: bytes | None, value: bytes | None, headers: Headers) -> int
     return size
 
 
-def normalize_headers(headers: object) -> Headers:
+def normalize_headers(headers: Iterable[tuple[str, bytes]] | None) -> Headers:
     """Headers as a tuple of (str, bytes) pairs, whatever sequence they came in."""
     if not headers:
         return ()
-    return tuple((str(name), value) for name, value in headers)  # type: ignore[union-attr]
+    return tuple((str(name), value) for name, value in headers)
 
 
 def encode_headers(headers: Headers) -> bytes | None:
@@ -68,7 +69,7 @@ def decode_headers(data: bytes | None) -> Headers:
         return ()
     (count,) = struct.unpack_from(">I", data, 0)
     pos = 4
-    headers = []
+    headers: list[tuple[str, bytes]] = []
     for _ in range(count):
         (name_length,) = struct.unpack_from(">H", data, pos)
         pos += 2
@@ -77,8 +78,8 @@ def decode_headers(data: bytes | None) -> Headers:
         (value_length,) = struct.unpack_from(">i", data, pos)
         pos += 4
         if value_length < 0:
-            headers.append((name, None))
+            headers.append((name, None))  # Kafka allows a header without a value
         else:
             headers.append((name, data[pos:pos + value_length]))
             pos += value_length
-    return tuple(headers)  # type: ignore[return-value]
+    return tuple(headers)
