@@ -56,6 +56,7 @@ class Task:
         self.clock = clock
         self.output: list[OutRecord] = []
         self.offsets: dict[TopicPartition, int] = {}
+        self.positions: dict[TopicPartition, int] = {}
         self._stream_time = -1
         self._partitioner = KeyPartitioner()
         self.processors, self.sources = self._instantiate()
@@ -127,10 +128,20 @@ class Task:
     # Runtime entry points
 
     def process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
-        """Run each partition's batch through the topology and note the next offsets."""
+        """Run each partition's batch through the topology and note the next offsets.
+
+        Records below a partition's position were processed already (a consumer
+        re-delivers them after a seek) and are skipped.
+        """
+        positions = self.positions
         for tp, raws in batches.items():
             if not raws:
                 continue
+            position = positions.get(tp)
+            if position is not None and raws[0].offset < position:
+                raws = [r for r in raws if r.offset >= position]
+                if not raws:
+                    continue
             source = self.sources.get(tp.topic)
             if source is None:
                 raise TopologyError(f"task {self.task_id} does not read {tp.topic!r}")
@@ -138,7 +149,7 @@ class Task:
             newest = max(r.timestamp for r in raws)
             if newest > self._stream_time:
                 self._stream_time = newest
-            self.offsets[tp] = raws[-1].offset + 1
+            positions[tp] = self.offsets[tp] = raws[-1].offset + 1
             self.metrics.incr("records_processed", len(raws))
 
     async def drain_agents(self) -> None:

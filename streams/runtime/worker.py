@@ -60,7 +60,6 @@ class Worker:
         self.partition_counts: dict[str, int] = {}
         self.assignor: TaskAssignor | None = None
         self._lock = asyncio.Lock()
-        self._assignment_generation = 0
         self._stopping = asyncio.Event()
         self._started = asyncio.Event()
         self._last_commit = time.monotonic()
@@ -206,7 +205,6 @@ class Worker:
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
-            self._assignment_generation += 1
             try:
                 await self._commit()
             except Exception:
@@ -223,15 +221,17 @@ class Worker:
         self.consumer.pause(assigned)
         try:
             async with self._lock:
-                self._assignment_generation += 1
                 created = {}
                 for task_id in sorted(self.plan.tasks_for(assigned)):
                     if task_id not in self.tasks:
                         created[task_id] = await self._create_task(task_id)
                 # Read committed offsets only now that the tasks' producers have fenced any
                 # older owner: a zombie can no longer commit offsets beyond them.
-                await self.consumer.seek_to_committed_or_reset(
-                    [tp for task_id in created for tp in self.plan.tasks[task_id].inputs])
+                inputs = [tp for task_id in created for tp in self.plan.tasks[task_id].inputs]
+                await self.consumer.seek_to_committed_or_reset(inputs)
+                for task in created.values():
+                    for tp in task.plan.inputs:
+                        task.positions[tp] = await self.consumer.position(tp)
                 self.tasks.update(created)
                 await self._update_standbys()
                 log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
@@ -282,14 +282,10 @@ class Worker:
         while not self._stopping.is_set():
             wait_s = self.scheduler.seconds_until_next()
             timeout_ms = 100 if wait_s is None else max(0, min(100, int(wait_s * 1000)))
-            generation = self._assignment_generation
             batches = await self.consumer.poll(timeout_ms, self.app.poll_max_records)
             if batches:
                 async with self._lock:
-                    # A rebalance during the poll re-seeks every partition it assigns to its
-                    # committed offset, so a batch fetched before it is fetched again.
-                    if generation == self._assignment_generation:
-                        await self._process(batches)
+                    await self._process(batches)
             if time.monotonic() - self._last_commit >= self.app.commit_interval:
                 async with self._lock:
                     await self._punctuate()
