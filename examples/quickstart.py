@@ -4,13 +4,13 @@ It creates its topics, produces sample click events, runs a worker until every
 event is processed, prints the per-user counts from the state store and the
 alerts topic, and exits.
 
-    python examples/quickstart.py                        # Kafka at STREAMS_BROKERS or 127.0.0.1:9092
+    python examples/quickstart.py                                    # in-process broker, no Kafka
+    STREAMS_BROKERS=127.0.0.1:9092 python examples/quickstart.py     # the same app on Kafka
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import tempfile
 import uuid
@@ -24,7 +24,7 @@ CLICKS, ALERTS = f"quickstart-clicks-{RUN}", f"quickstart-alerts-{RUN}"
 USERS = ["ada", "bo", "cyd", "dee"]
 EVENTS = 2_000
 
-app = App(f"quickstart-{RUN}", brokers=os.environ.get("STREAMS_BROKERS", "127.0.0.1:9092"),
+app = App(f"quickstart-{RUN}", brokers="memory://quickstart",
           state_dir=tempfile.mkdtemp(prefix="streams-quickstart-"), commit_interval=0.5)
 
 clicks = app.stream(CLICKS)
