@@ -174,13 +174,15 @@ class App:
 
         return KafkaTransport(self.brokers)
 
-    def run(self) -> None:
+    def run(self, restore_progress: Callable[[str, int, Any], None] | None = None) -> None:
         """Run a worker in this process until SIGTERM or SIGINT."""
         import asyncio
 
         from streams.runtime.worker import Worker
 
-        asyncio.run(Worker(self).run())
+        worker = Worker(self)
+        worker.restore_progress = restore_progress
+        asyncio.run(worker.run())
 
     def main(self, argv: Sequence[str] | None = None) -> None:
         """Command line entry for a script that defines the app: `python app.py [worker|describe]`."""

@@ -64,7 +64,9 @@ def _execute(app: App, args: argparse.Namespace) -> int:
         print(app.describe(mermaid=args.mermaid), end="")
         return 0
     if args.command == "worker":
-        app.run()
+        from streams.progress import RestoreProgressBar
+
+        app.run(restore_progress=RestoreProgressBar() if sys.stderr.isatty() else None)
         return 0
     if args.command in ("replay", "reset", "rebuild"):
         return _replay_command(app, args)

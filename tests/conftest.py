@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -38,7 +39,10 @@ def brokers() -> str:
     started = _script("start")
     if started.returncode != 0:
         pytest.fail(f"Kafka broker did not start:\n{started.stdout}\n{started.stderr}", pytrace=False)
-    address = started.stdout.strip().splitlines()[-1]
+    found = re.findall(r"[\w.-]+:\d+", started.stdout)
+    if not found:
+        pytest.fail(f"scripts/kafka start printed no bootstrap address:\n{started.stdout}", pytrace=False)
+    address = found[-1]
     os.environ["STREAMS_BROKERS"] = address
     yield address
     os.environ.pop("STREAMS_BROKERS", None)

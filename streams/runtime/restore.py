@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from state import StoreRestorer
+from state import RestoreProgress, StoreRestorer
 from streams.runtime.stores import TaskStore
 from streams.transport.base import Consumer, TopicPartition
 
@@ -37,8 +38,16 @@ class RestoreResult:
         return self.restored / self.seconds if self.seconds > 0 else float(self.restored)
 
 
-async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: float = 2.0) -> RestoreResult | None:
-    """Replay the store's changelog partition into it; returns None for stores without one."""
+ProgressListener = Callable[[str, int, RestoreProgress], None]
+
+
+async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: float = 2.0,
+                        on_progress: ProgressListener | None = None) -> RestoreResult | None:
+    """Replay the store's changelog partition into it; returns None for stores without one.
+
+    Progress goes to the log every progress_every_s, and to on_progress (the CLI's
+    progress bar) after every poll.
+    """
     tp = store.changelog
     if tp is None:
         return None
@@ -60,12 +69,17 @@ async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: 
             if records:
                 restorer.apply((r.offset, r.key, r.value) for r in records if r.offset < end)
             now = time.monotonic()
+            if on_progress is not None:
+                on_progress(store.name, tp.partition, restorer.progress(end))
             if now - last_report >= progress_every_s:
                 last_report = now
                 progress = restorer.progress(end)
                 log.info("restoring %s[%d]: %d done, %d remaining, %.0f records/s", store.name, tp.partition,
                          progress.restored, progress.remaining, progress.rate)
         consumer.assign([])
+    if on_progress is not None:
+        done = restorer.progress(end)
+        on_progress(store.name, tp.partition, RestoreProgress(done.restored, 0, done.rate))
     if store.checkpoint() != end:
         store.local.write_batch((), end)  # transaction markers at the end carry no records
     result = RestoreResult(store.name, tp, start, end, restorer.restored, time.monotonic() - started,

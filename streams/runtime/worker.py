@@ -14,7 +14,7 @@ import logging
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rocksdict import Cache
@@ -70,6 +70,7 @@ class Worker:
         self.store_config = RocksDBConfig(write_buffer_size=8 << 20, max_write_buffer_number=2,
                                           block_cache=Cache(64 << 20))
         self.restore_results: list[RestoreResult] = []
+        self.restore_progress: Callable[[str, int, Any], None] | None = None
         self._isolation_level = "read_committed" if app.exactly_once else "read_uncommitted"
 
     # -- lifecycle
@@ -270,7 +271,7 @@ class Worker:
         self.standbys.release(task_id)
         stores = self._open_stores(task_id)
         for store in stores.values():
-            result = await restore_store(store, self._restore_consumer)
+            result = await restore_store(store, self._restore_consumer, on_progress=self.restore_progress)
             if result is not None:
                 self.restore_results.append(result)
         return Task(plan, self.app.app_id, self.partition_counts, self.app.error_policy, stores=stores,

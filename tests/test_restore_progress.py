@@ -1,0 +1,43 @@
+"""Restore against the real broker reports its progress, as the CLI's progress bar shows it."""
+
+from __future__ import annotations
+
+import io
+
+from streams.kafka import KafkaTransport
+from streams.progress import RestoreProgressBar
+from streams.runtime.restore import restore_store
+from streams.runtime.stores import TaskStore
+from streams.serdes import resolve
+from streams.topology import StoreSpec
+from tests.conftest import create_topics, unique_name
+from tests.kafka_helpers import produce
+
+
+async def test_restore_reports_progress_to_the_bar(brokers, tmp_path):
+    changelog = unique_name("changelog")
+    await create_topics(brokers, {changelog: 1}, {"cleanup.policy": "compact"})
+    await produce(brokers, changelog, [(f"k{i}", i) for i in range(5000)], partition=0)
+    spec = StoreSpec("counts", resolve("str", "str"), resolve("json", "json"), changelog)
+    store = TaskStore(spec, 0, tmp_path / "counts")
+    consumer = KafkaTransport(brokers).consumer(None, isolation_level="read_committed",
+                                                config={"max_partition_fetch_bytes": 16 * 1024})
+    await consumer.start()
+    events = []
+    screen = io.StringIO()
+    bar = RestoreProgressBar(screen, every_s=0)
+
+    def listen(name, partition, progress):
+        events.append(progress)
+        bar(name, partition, progress)
+
+    try:
+        result = await restore_store(store, consumer, on_progress=listen)
+    finally:
+        await consumer.stop()
+    assert result.restored == 5000 and store.checkpoint() == 5000
+    assert len(events) >= 2 and events[-1].remaining == 0 and events[-1].restored == 5000
+    assert any(0 < e.restored < 5000 for e in events), "progress arrives while restoring"
+    assert "restoring counts[0]" in screen.getvalue() and screen.getvalue().endswith("\n")
+    assert store.get(b"k4999") == b"4999"
+    store.close()
