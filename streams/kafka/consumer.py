@@ -72,7 +72,7 @@ class KafkaConsumer:
         if self._listener is not None:
             self._listener.raise_failure()
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-        return {from_aiokafka(tp): [to_raw_record(m) for m in messages] for tp, messages in batches.items()}
+        return to_raw_batches(batches)
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit the next offset to read for each partition."""
@@ -169,6 +169,13 @@ class ListenerAdapter(ConsumerRebalanceListener):
         failure, self.failure = self.failure, None
         if failure is not None:
             raise failure
+
+
+def to_raw_batches(
+    batches: Mapping[aiokafka.TopicPartition, list[aiokafka.ConsumerRecord]],
+) -> dict[TopicPartition, list[RawRecord]]:
+    """getmany's result in the transport's types."""
+    return {from_aiokafka(tp): [to_raw_record(m) for m in messages] for tp, messages in batches.items()}
 
 
 def to_raw_record(message: aiokafka.ConsumerRecord) -> RawRecord:

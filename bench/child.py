@@ -1,0 +1,235 @@
+"""One measured side of a benchmark, run as `python -m bench.child <side> [options]`.
+
+Every side prints one JSON line: the wall-clock time its first record was
+consumed ("first"), the time its last result was durable ("end"), and how many
+records it consumed.  The parent process turns those into rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.workload import enrich, keep
+from streams import App
+from streams.kafka import KafkaTransport
+from streams.kafka.producer import DEFAULTS as PRODUCER_DEFAULTS
+from streams.runtime.restore import POLL_RECORDS as RESTORE_POLL_RECORDS
+from streams.runtime.restore import restore_store
+from streams.runtime.stores import TaskStore
+from streams.runtime.worker import Worker
+from streams.serdes import resolve
+from streams.topology import StoreSpec
+
+POLL_RECORDS = 10_000
+COUNT_STORE = "counts"
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("side", choices=sorted(SIDES))
+    parser.add_argument("--brokers", required=True)
+    parser.add_argument("--input", required=True, help="input topic (the changelog for restore sides)")
+    parser.add_argument("--output", default="")
+    parser.add_argument("--group", default="")
+    parser.add_argument("--records", type=int, required=True, help="records to consume before stopping")
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--state-dir", default="")
+    parser.add_argument("--commit-interval", type=float, default=1.0)
+    return parser.parse_args(argv)
+
+
+# -- the framework
+
+
+class ConsumptionProbe:
+    """Wraps a worker's consumer.poll to note the first record's arrival and when all have arrived."""
+
+    def __init__(self, consumer: Any, expected: int) -> None:
+        self.first: float | None = None
+        self.consumed = 0
+        self.expected = expected
+        self.all_consumed = asyncio.Event()
+        self._poll = consumer.poll
+        consumer.poll = self.poll
+
+    async def poll(self, timeout_ms: int, max_records: int | None = None) -> Any:
+        batches = await self._poll(timeout_ms, max_records)
+        if batches:
+            if self.first is None:
+                self.first = time.time()
+            self.consumed += sum(len(records) for records in batches.values())
+            if self.consumed >= self.expected:
+                self.all_consumed.set()
+        return batches
+
+
+async def run_worker(app: App, records: int) -> dict[str, Any]:
+    """Run a worker until it consumed `records`, then commit: "end" is when that commit completes."""
+    worker = Worker(app)
+    await worker.start()
+    try:
+        probe = ConsumptionProbe(worker.consumer, records)
+        loop = asyncio.create_task(worker.loop())
+        waiting = asyncio.create_task(probe.all_consumed.wait())
+        await asyncio.wait([loop, waiting], return_when=asyncio.FIRST_COMPLETED)
+        worker.stop()
+        waiting.cancel()
+        await loop
+        async with worker._lock:  # the worker's own final commit, without leaving the group yet
+            await worker._commit()
+        end = time.time()
+        stored = sum(store.approximate_count() for task in worker.tasks.values() for store in task.stores.values())
+        report = {"first": probe.first, "end": end, "records": probe.consumed,
+                  "commits": worker.commit_stats.commits, "stored_keys_estimate": stored}
+    finally:
+        await worker.shutdown(commit=False)
+    return report
+
+
+def make_app(args: argparse.Namespace) -> App:
+    return App(args.group, args.brokers, state_dir=args.state_dir or None, commit_interval=args.commit_interval,
+               poll_max_records=POLL_RECORDS)
+
+
+async def streams_stateless(args: argparse.Namespace) -> dict[str, Any]:
+    app = make_app(args)
+    app.stream(args.input).filter(keep).map_values(enrich).to(args.output)
+    return await run_worker(app, args.records)
+
+
+async def streams_count(args: argparse.Namespace) -> dict[str, Any]:
+    app = make_app(args)
+    app.stream(args.input).group_by_key().count(name=COUNT_STORE)
+    return await run_worker(app, args.records)
+
+
+async def streams_restore(args: argparse.Namespace) -> dict[str, Any]:
+    """Restore every partition's count store from the changelog, one after another as a worker does."""
+    spec = StoreSpec(COUNT_STORE, resolve("str", "str"), resolve("json", "json"), args.input)
+    consumer = KafkaTransport(args.brokers).consumer(None, isolation_level="read_committed")
+    await consumer.start()
+    stores = [TaskStore(spec, p, Path(args.state_dir) / f"0_{p}" / COUNT_STORE) for p in range(args.partitions)]
+    try:
+        first = time.time()
+        results = [await restore_store(store, consumer) for store in stores]
+        end = time.time()
+    finally:
+        for store in stores:
+            store.close()
+        await consumer.stop()
+    restored = sum(r.restored for r in results if r is not None)
+    return {"first": first, "end": end, "records": restored}
+
+
+# -- plain aiokafka
+
+
+async def raw_stateless(args: argparse.Namespace) -> dict[str, Any]:
+    """The same pipeline by hand: getmany, loads, filter, map, dumps, one batch per partition, commit.
+
+    It uses the producer settings the framework uses, commits on the same
+    interval, and waits for its sends before each commit, as the framework does.
+    """
+    consumer = AIOKafkaConsumer(args.input, bootstrap_servers=args.brokers, group_id=args.group,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=args.brokers, **PRODUCER_DEFAULTS)
+    await producer.start()
+    await consumer.start()
+    loads, dumps, output = orjson.loads, orjson.dumps, args.output
+    first: float | None = None
+    consumed = 0
+    offsets: dict[Any, int] = {}
+    deliveries: list[Awaitable[Any]] = []
+    last_commit = time.monotonic()
+    try:
+        while consumed < args.records:
+            batches = await consumer.getmany(timeout_ms=100, max_records=POLL_RECORDS)
+            if batches and first is None:
+                first = time.time()
+            for tp, messages in batches.items():
+                batch = producer.create_batch()
+                for m in messages:
+                    value = loads(m.value)
+                    if not keep(m.key, value):
+                        continue
+                    data = dumps(enrich(value))
+                    if batch.append(key=m.key, value=data, timestamp=m.timestamp, headers=list(m.headers)) is None:
+                        batch.close()
+                        deliveries.append(await producer.send_batch(batch, output, partition=tp.partition))
+                        batch = producer.create_batch()
+                        batch.append(key=m.key, value=data, timestamp=m.timestamp, headers=list(m.headers))
+                if batch.record_count():
+                    batch.close()
+                    deliveries.append(await producer.send_batch(batch, output, partition=tp.partition))
+                consumed += len(messages)
+                offsets[tp] = messages[-1].offset + 1
+            if time.monotonic() - last_commit >= args.commit_interval:
+                last_commit = time.monotonic()
+                await asyncio.gather(*deliveries)
+                deliveries.clear()
+                await consumer.commit(offsets)
+        await asyncio.gather(*deliveries)
+        await consumer.commit(offsets)
+        end = time.time()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return {"first": first, "end": end, "records": consumed}
+
+
+async def raw_read(args: argparse.Namespace) -> dict[str, Any]:
+    """Read a whole topic, committed records only, with getmany until every partition's end."""
+    from aiokafka import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=args.brokers, enable_auto_commit=False,
+                                isolation_level="read_committed")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(args.input, p) for p in range(args.partitions)]
+        consumer.assign(tps)
+        first = time.time()
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
+        consumed = 0
+        while remaining:
+            batches = await consumer.getmany(timeout_ms=200, max_records=RESTORE_POLL_RECORDS)
+            for tp, messages in batches.items():
+                consumed += len(messages)
+                if messages[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        end = time.time()
+    finally:
+        await consumer.stop()
+    return {"first": first, "end": end, "records": consumed}
+
+
+SIDES: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
+    "raw-stateless": raw_stateless,
+    "raw-read": raw_read,
+    "streams-stateless": streams_stateless,
+    "streams-count": streams_count,
+    "streams-restore": streams_restore,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    report = asyncio.run(SIDES[args.side](args))
+    print(json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()

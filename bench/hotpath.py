@@ -1,0 +1,192 @@
+"""The per-record CPU cost of the framework's hot path, without a broker.
+
+    python -m bench.hotpath [--records 200000] [--pipeline stateless|count] [--profile]
+
+Feeds the same fetched records (aiokafka ConsumerRecords, as getmany returns
+them) through (a) the raw loop's work: loads, filter, map, dumps, append to a
+producer batch, and (b) the framework's: poll conversion, the task's
+processors, partitioning, serialization and send_many's batch building, with
+the network send stubbed out.  On a machine where the broker and the client
+share two cores, this CPU cost is what decides throughput, and it is far more
+repeatable than a run against the broker.  --profile prints a cProfile of (b).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from bench.workload import enrich, keep, order
+from streams import App
+from streams.compiler import plan_tasks
+from streams.kafka.consumer import to_raw_batches
+from streams.kafka.producer import DEFAULTS, KafkaProducer
+from streams.runtime.stores import TaskStore
+from streams.task import Task
+
+INPUT, OUTPUT = "orders", "enriched"
+BATCH = 10_000
+PARTITIONS = 8
+
+
+Poll = dict[TopicPartition, list[tuple[int, int, bytes, bytes]]]
+
+
+def fetched(records: int, keys: int) -> list[Poll]:
+    """Poll results of BATCH records spread over the partitions: (offset, timestamp, key, value) per record.
+
+    Only bytes are kept between polls; the ConsumerRecords are made per poll, as
+    aiokafka's fetcher makes them, so a run holds one poll's objects at a time.
+    """
+    polls: list[Poll] = []
+    current: Poll = {}
+    offsets = [0] * PARTITIONS
+    held = 0
+    for i in range(records):
+        key = f"user-{i % keys:07d}".encode()
+        partition = hash(key) % PARTITIONS
+        current.setdefault(TopicPartition(INPUT, partition), []).append(
+            (offsets[partition], 1_700_000_000_000 + i, key, orjson.dumps(order(i, keys))))
+        offsets[partition] += 1
+        held += 1
+        if held >= BATCH:
+            polls.append(current)
+            current, held = {}, 0
+    if current:
+        polls.append(current)
+    return polls
+
+
+def consumer_records(poll: Poll) -> dict[TopicPartition, list[ConsumerRecord]]:
+    return {tp: [ConsumerRecord(tp.topic, tp.partition, offset, timestamp, 0, key, value, None, len(key),
+                                len(value), ()) for offset, timestamp, key, value in rows]
+            for tp, rows in poll.items()}
+
+
+async def raw_loop(polls: list[Poll]) -> int:
+    producer = AIOKafkaProducer(**DEFAULTS)
+    loads, dumps, written = orjson.loads, orjson.dumps, 0
+    for poll in polls:
+        for _tp, messages in consumer_records(poll).items():
+            batch = producer.create_batch()
+            for m in messages:
+                value = loads(m.value)
+                if not keep(m.key, value):
+                    continue
+                data = dumps(enrich(value))
+                if batch.append(key=m.key, value=data, timestamp=m.timestamp, headers=list(m.headers)) is None:
+                    batch.close()
+                    batch = producer.create_batch()
+                    batch.append(key=m.key, value=data, timestamp=m.timestamp, headers=list(m.headers))
+                written += 1
+            batch.close()
+    return written
+
+
+class StubbedProducer(KafkaProducer):
+    """send_many's batch building, with the hand-over to aiokafka's sender left out."""
+
+    async def _submit(self, tp: Any, batch: Any) -> None:
+        batch.close()
+        self.sent += batch.record_count()
+
+    sent = 0
+
+
+def build(pipeline: str, state_dir: Path) -> tuple[App, dict[int, Task]]:
+    app = App("hotpath", state_dir=state_dir)
+    stream = app.stream(INPUT)
+    if pipeline == "stateless":
+        stream.filter(keep).map_values(enrich).to(OUTPUT)
+    else:
+        stream.group_by_key().count(name="counts")
+    topology = app.topology()
+    plan = plan_tasks(topology, {INPUT: PARTITIONS})
+    counts = {**plan.partition_counts, OUTPUT: PARTITIONS}
+    counts.update({spec.changelog_topic: PARTITIONS for spec in topology.stores.values()})
+    tasks = {}
+    for task_id, task_plan in plan.tasks.items():
+        stores = {spec.name: TaskStore(spec, task_plan.partition, state_dir / task_id / spec.name)
+                  for spec in task_plan.subtopology.stores}
+        tasks[task_plan.partition] = Task(task_plan, app.app_id, counts, app.error_policy, stores=stores)
+    return app, tasks
+
+
+async def framework_loop(polls: list[Poll], tasks: dict[int, Task],
+                         commit_every: int) -> int:
+    """What the worker does per poll, and per commit interval for stores (changelog and local batch)."""
+    producer = StubbedProducer("127.0.0.1:1")
+    for n, poll in enumerate(polls, 1):
+        outputs = []
+        for tp, raws in to_raw_batches(consumer_records(poll)).items():
+            task = tasks[tp.partition]
+            task.process({tp: raws})
+            outputs.extend(task.take_output())
+        if outputs:
+            await producer.send_many(outputs)
+        if n % commit_every == 0 or n == len(polls):
+            changelog = [r for task in tasks.values() for r in task.changelog_output()]
+            await producer.send_many(changelog)
+            written = {}
+            for r in changelog:
+                tp = (r.topic, r.partition)
+                written[tp] = written.get(tp, -1) + 1
+            for task in tasks.values():
+                task.checkpoint_stores(written)
+                task.offsets.clear()
+    return producer.sent
+
+
+def timed(label: str, fn: Callable[[], Any], records: int, profile: bool = False) -> float:
+    profiler = cProfile.Profile() if profile else None
+    started = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    result = fn()
+    if profiler:
+        profiler.disable()
+    seconds = time.perf_counter() - started
+    print(f"  {label:10} {records / seconds:>12,.0f} records/s  ({seconds:.2f}s, {result:,} written)")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    return records / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--pipeline", choices=("stateless", "count"), default="stateless")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--commit-every", type=int, default=5, help="polls between commits")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    polls = fetched(args.records, args.keys)
+    raw_rates, framework_rates = [], []
+    for _ in range(args.rounds):
+        if args.pipeline == "stateless":
+            raw_rates.append(timed("raw", lambda: asyncio.run(raw_loop(polls)), args.records))
+        with tempfile.TemporaryDirectory(prefix="bench-hotpath-") as state_dir:
+            _app, tasks = build(args.pipeline, Path(state_dir))
+            run = framework_loop(polls, tasks, args.commit_every)
+            framework_rates.append(timed("streams", lambda run=run: asyncio.run(run), args.records, args.profile))
+            for task in tasks.values():
+                task.close()
+    best = max(framework_rates)
+    if raw_rates:
+        print(f"best of {args.rounds}: streams/raw CPU-only ratio {best / max(raw_rates):.2f}")
+
+
+if __name__ == "__main__":
+    main()
