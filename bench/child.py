@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--state-dir", default="")
     parser.add_argument("--commit-interval", type=float, default=1.0)
+    parser.add_argument("--profile", default="", help="write a cProfile of the whole run to this file")
     return parser.parse_args(argv)
 
 
@@ -227,7 +229,12 @@ SIDES: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    report = asyncio.run(SIDES[args.side](args))
+    if not args.profile:
+        report = asyncio.run(SIDES[args.side](args))
+    else:
+        profiler = cProfile.Profile()
+        report = profiler.runcall(asyncio.run, SIDES[args.side](args))
+        profiler.dump_stats(args.profile)
     print(json.dumps(report), flush=True)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from typing import Any
 
 from streams.agents import AgentProcessor
@@ -17,6 +18,7 @@ from streams.compiler import TaskPlan
 from streams.endpoints import Source
 from streams.errors import ProcessingError, TopologyError
 from streams.errors_policy import ErrorPolicy
+from streams.gcpause import gc_paused
 from streams.metrics import Metrics
 from streams.operators import Split
 from streams.partitioner import KeyPartitioner
@@ -26,6 +28,8 @@ from streams.serdes import Serde
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
 
 log = logging.getLogger(__name__)
+
+_timestamp = attrgetter("timestamp")
 
 
 def wall_clock_ms() -> int:
@@ -96,9 +100,15 @@ class Task:
     def emit(self, topic: str, records: list[Record], key_serde: Serde, value_serde: Serde,
              partitioner: Callable[[bytes | None, int], int] | None = None) -> None:
         partitions = self.partition_counts.get(topic)
-        choose = (partitioner or self._partitioner) if partitions else _unplaced
+        hashes: dict[bytes, int] = {}
+        if not partitions:
+            place = _unplaced
+        elif partitioner is not None:
+            place = partitioner
+        else:
+            place, hashes = self._partitioner, self._partitioner.hashes
         serialize_key, serialize_value = key_serde.serialize, value_serde.serialize
-        append = self.output.append
+        append, new = self.output.append, tuple.__new__
         for r in records:
             try:
                 key = serialize_key(r.key)
@@ -106,7 +116,9 @@ class Task:
             except Exception as exc:
                 self.report_error(r, exc, f"sink to {topic}")
                 continue
-            append(OutRecord(topic, choose(key, partitions), key, value, r.timestamp, r.headers))
+            h = hashes.get(key)
+            partition = place(key, partitions) if h is None else h % partitions
+            append(new(OutRecord, (topic, partition, key, value, r.timestamp, r.headers)))
 
     def report_error(self, record: Record | None, exc: BaseException, operator: str) -> None:
         origin = record.origin if record is not None else None
@@ -133,6 +145,10 @@ class Task:
         Records below a partition's position were processed already (a consumer
         re-delivers them after a seek) and are skipped.
         """
+        with gc_paused():
+            self._process(batches)
+
+    def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
         positions = self.positions
         for tp, raws in batches.items():
             if not raws:
@@ -146,7 +162,7 @@ class Task:
             if source is None:
                 raise TopologyError(f"task {self.task_id} does not read {tp.topic!r}")
             source.process_raw(raws)
-            newest = max(r.timestamp for r in raws)
+            newest = max(map(_timestamp, raws))
             if newest > self._stream_time:
                 self._stream_time = newest
             positions[tp] = self.offsets[tp] = raws[-1].offset + 1

@@ -10,11 +10,11 @@ import aiokafka
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import NoOffsetForPartitionError
 
+from streams.gcpause import gc_paused
 from streams.kafka.assignor import AssignorAdapter
 from streams.kafka.partitions import (
     all_from_aiokafka,
     all_to_aiokafka,
-    from_aiokafka,
     keys_from_aiokafka,
     keys_to_aiokafka,
     to_aiokafka,
@@ -174,8 +174,22 @@ class ListenerAdapter(ConsumerRebalanceListener):
 def to_raw_batches(
     batches: Mapping[aiokafka.TopicPartition, list[aiokafka.ConsumerRecord]],
 ) -> dict[TopicPartition, list[RawRecord]]:
-    """getmany's result in the transport's types."""
-    return {from_aiokafka(tp): [to_raw_record(m) for m in messages] for tp, messages in batches.items()}
+    """getmany's result in the transport's types.
+
+    This runs for every record consumed, so it builds the tuples directly:
+    RawRecord(...) would add a Python-level call per record.
+    """
+    result = {}
+    new = tuple.__new__
+    with gc_paused():
+        for tp, messages in batches.items():
+            topic, partition = tp.topic, tp.partition
+            result[TopicPartition(topic, partition)] = [
+                new(RawRecord, (topic, partition, m.offset, m.timestamp, m.key, m.value,
+                                _headers(m.headers) if m.headers else ()))
+                for m in messages
+            ]
+    return result
 
 
 def to_raw_record(message: aiokafka.ConsumerRecord) -> RawRecord:
@@ -186,5 +200,9 @@ def to_raw_record(message: aiokafka.ConsumerRecord) -> RawRecord:
         message.timestamp,
         message.key,
         message.value,
-        tuple((name, value) for name, value in message.headers),
+        _headers(message.headers),
     )
+
+
+def _headers(headers: Iterable[tuple[str, bytes]]) -> tuple[tuple[str, bytes], ...]:
+    return tuple((name, value) for name, value in headers)

@@ -18,6 +18,7 @@ from streams.transport.base import OutRecord, TopicPartition
 
 DEFAULTS: Mapping[str, Any] = {"acks": "all", "linger_ms": 5}
 FENCING_ERRORS = (ProducerFenced, InvalidProducerEpoch, InvalidProducerIdMapping)
+_NO_HEADERS: list = []  # aiokafka wants a list and only reads it; one shared empty list saves one per record
 
 
 @contextlib.contextmanager
@@ -72,19 +73,30 @@ class KafkaProducer:
         await self._producer.stop()
 
     async def send_many(self, records: Iterable[OutRecord]) -> None:
-        """Queue records; waits only while a partition's previous batch is still queued."""
+        """Queue records; waits only while a partition's previous batch is still queued.
+
+        This runs for every record produced.  A task's output comes in long runs
+        for one partition, so the open batch is looked up only when the partition
+        changes.
+        """
         open_batches: dict[TopicPartition, BatchBuilder] = {}
+        create_batch = self._producer.create_batch
+        tp: TopicPartition | None = None
+        batch: BatchBuilder | None = None
         for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            batch = open_batches.get(tp)
-            if batch is None:
-                batch = open_batches[tp] = self._producer.create_batch()
-            if not append(batch, record):
+            if tp is None or record.partition != tp.partition or record.topic != tp.topic:
+                tp = TopicPartition(record.topic, record.partition)
+                batch = open_batches.get(tp)
+                if batch is None:
+                    batch = open_batches[tp] = create_batch()
+            headers = record.headers
+            if batch.append(key=record.key, value=record.value, timestamp=record.timestamp,
+                            headers=list(headers) if headers else _NO_HEADERS) is None:
                 await self._submit(tp, batch)
-                batch = open_batches[tp] = self._producer.create_batch()
+                batch = open_batches[tp] = create_batch()
                 append(batch, record)
-        for tp, batch in open_batches.items():
-            await self._submit(tp, batch)
+        for full_tp, full_batch in open_batches.items():
+            await self._submit(full_tp, full_batch)
 
     async def _submit(self, tp: TopicPartition, batch: BatchBuilder) -> None:
         """Queue a batch, closed: nothing joins it later, so lingering would only delay it."""
