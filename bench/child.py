@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import cProfile
 import json
+import resource
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -235,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
         profiler = cProfile.Profile()
         report = profiler.runcall(asyncio.run, SIDES[args.side](args))
         profiler.dump_stats(args.profile)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    report.update(cpu_seconds=usage.ru_utime + usage.ru_stime, minor_faults=usage.ru_minflt)
     print(json.dumps(report), flush=True)
 
 

@@ -63,7 +63,8 @@ def run_side(side: str, args: argparse.Namespace, topic: str, topics: list[str],
         result = run_child(side, ["--brokers", args.brokers, "--input", topic, "--output", output, "--group", group,
                                   "--records", str(args.records), "--state-dir", state_dir, *extra])
     print(f"  {side:18} {result.rate:>10,.0f} records/s  ({result.seconds:.2f}s, peak RSS "
-          f"{result.max_rss_bytes / (1 << 20):,.0f} MiB)", flush=True)
+          f"{result.max_rss_bytes / (1 << 20):,.0f} MiB, process CPU {result.report['cpu_seconds']:.1f}s, "
+          f"{result.report['minor_faults']:,} page faults)", flush=True)
     return result
 
 

@@ -73,30 +73,55 @@ class KafkaProducer:
         await self._producer.stop()
 
     async def send_many(self, records: Iterable[OutRecord]) -> None:
-        """Queue records; waits only while a partition's previous batch is still queued.
+        """Queue records: build every batch first, then submit the partitions side by side.
+
+        aiokafka queues one batch per partition and a produce request carries at
+        most one batch per partition.  Submitting one partition's batches after
+        another's would cost a broker round trip per batch; submitting all
+        partitions at once lets every request carry each partition's next batch.
+        Waits only while partitions' earlier batches are still queued.
+        """
+        runs = self._build(records)
+        if len(runs) == 1:
+            [(tp, batches)] = runs.items()
+            await self._submit_run(tp, batches)
+            return
+        results = await asyncio.gather(*(self._submit_run(tp, batches) for tp, batches in runs.items()),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    def _build(self, records: Iterable[OutRecord]) -> dict[TopicPartition, list[BatchBuilder]]:
+        """Full batches per partition, in record order.
 
         This runs for every record produced.  A task's output comes in long runs
-        for one partition, so the open batch is looked up only when the partition
-        changes.
+        for one partition, so the partition's batches are looked up only when the
+        partition changes.
         """
-        open_batches: dict[TopicPartition, BatchBuilder] = {}
+        runs: dict[TopicPartition, list[BatchBuilder]] = {}
         create_batch = self._producer.create_batch
         tp: TopicPartition | None = None
+        batches: list[BatchBuilder] = []
         batch: BatchBuilder | None = None
         for record in records:
             if tp is None or record.partition != tp.partition or record.topic != tp.topic:
                 tp = TopicPartition(record.topic, record.partition)
-                batch = open_batches.get(tp)
-                if batch is None:
-                    batch = open_batches[tp] = create_batch()
+                batches = runs.get(tp)  # type: ignore[assignment]
+                if batches is None:
+                    batches = runs[tp] = [create_batch()]
+                batch = batches[-1]
             headers = record.headers
             if batch.append(key=record.key, value=record.value, timestamp=record.timestamp,
                             headers=list(headers) if headers else _NO_HEADERS) is None:
-                await self._submit(tp, batch)
-                batch = open_batches[tp] = create_batch()
+                batch = create_batch()
+                batches.append(batch)
                 append(batch, record)
-        for full_tp, full_batch in open_batches.items():
-            await self._submit(full_tp, full_batch)
+        return runs
+
+    async def _submit_run(self, tp: TopicPartition, batches: list[BatchBuilder]) -> None:
+        for batch in batches:
+            await self._submit(tp, batch)
 
     async def _submit(self, tp: TopicPartition, batch: BatchBuilder) -> None:
         """Queue a batch, closed: nothing joins it later, so lingering would only delay it."""
