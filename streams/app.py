@@ -14,6 +14,7 @@ from streams.describe import describe_mermaid, describe_text
 from streams.dsl import Stream
 from streams.endpoints import Source, TimestampExtractor
 from streams.errors_policy import ErrorPolicy
+from streams.joins.global_table import GLOBAL_KIND, GlobalTable, add_global_table
 from streams.query import StoreView, store_view
 from streams.runtime.scheduler import Schedule, cron, every
 from streams.serdes import SerdeLike, resolve
@@ -104,6 +105,14 @@ class App:
                                      stores=(spec,)), source._node)
         return Table(self.builder, node, store_name, ks, vs)
 
+    def global_table(self, topic: str, key_serde: SerdeLike = "str", value_serde: SerdeLike = "json",
+                     name: str | None = None) -> GlobalTable:
+        """A table of every partition of `topic` on every worker, fully loaded before any task runs.
+
+        Join it with stream.join(global_table, key_mapper, joiner); no co-partitioning needed.
+        """
+        return add_global_table(self.builder, topic, resolve(key_serde, "str"), resolve(value_serde, "json"), name)
+
     def topology(self) -> CompiledTopology:
         return compile_topology(self.builder)
 
@@ -158,6 +167,8 @@ class App:
             raise KeyError(f"no store named {name!r}; stores: {sorted(self.builder.stores)}")
         if self.worker is None:
             raise RuntimeError("interactive queries need a running worker in this process")
+        if spec.kind == GLOBAL_KIND:
+            return store_view(spec, [self.worker.global_tables.stores[name]])
         return store_view(spec, [t.stores[name] for t in self.worker.tasks.values() if name in t.stores])
 
     # -- running

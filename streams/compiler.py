@@ -162,21 +162,41 @@ def plan_tasks(topology: CompiledTopology, source_partitions: Mapping[str, int |
 
 
 def _size_repartition_topics(topology: CompiledTopology, counts: dict[str, int]) -> None:
-    """A repartition topic gets its explicit size, else the widest input of its writer."""
+    """A repartition topic gets its explicit size, else the widest input of its writer.
+
+    One that is co-partitioned with others (a join input) takes their size instead:
+    that of the group's source and explicitly sized topics, or if there are none,
+    the widest input of any of the group's writers.
+    """
     pending = dict(topology.repartition_topics)
     writers = {t: s for s in topology.subtopologies for t in s.sink_topics if t in pending}
+    groups = [g for s in topology.subtopologies for g in s.copartition_groups]
+
+    def widest_input(topic: str) -> int | None:
+        sources = writers[topic].source_topics
+        return max(counts[t] for t in sources) if all(t in counts for t in sources) else None
+
+    def size(topic: str, explicit: int | None) -> int | None:
+        if explicit:
+            return explicit
+        partners = {t for g in groups if topic in g for t in g}
+        fixed = [counts[t] if t in counts else pending[t] for t in partners
+                 if t not in pending or pending[t]]
+        if fixed:
+            return max(fixed)
+        flexible = [widest_input(t) for t in partners | {topic} if t in pending and not pending[t]]
+        return None if None in flexible else max(flexible)  # type: ignore[type-var]
+
+    for topic in pending:
+        if writers.get(topic) is None:
+            raise TopologyError(f"repartition topic {topic!r} has no writer")
     while pending:
         progressed = False
         for topic, explicit in list(pending.items()):
-            writer = writers.get(topic)
-            if writer is None:
-                raise TopologyError(f"repartition topic {topic!r} has no writer")
-            if explicit:
-                counts[topic] = explicit
-            elif all(t in counts for t in writer.source_topics):
-                counts[topic] = max(counts[t] for t in writer.source_topics)
-            else:
+            n = size(topic, explicit)
+            if n is None:
                 continue
+            counts[topic] = n
             del pending[topic]
             progressed = True
         if not progressed:

@@ -28,6 +28,7 @@ from streams.stateful import Aggregate, reducer_as_aggregator
 from streams.topology import Node, StoreSpec, TopologyBuilder
 
 if TYPE_CHECKING:
+    from streams.joins import GlobalTable, JoinWindows
     from streams.table import Table
     from windows.definitions import WindowDefinition
     from windows.dsl import WindowedStream
@@ -152,6 +153,30 @@ class Stream:
                      name: str | None = None) -> GroupedStream:
         """Group by the current key; repartitions only if the key was changed upstream."""
         return GroupedStream(self, key_serde, value_serde, name, repartition=self.key_changed)
+
+    # -- joins (streams/joins, docs/joins.md)
+
+    def join(self, other: Stream | Table | GlobalTable, fn: Callable, joiner: Callable | None = None, *,
+             window: JoinWindows | None = None, name: str | None = None, value_serde: SerdeLike = None) -> Stream:
+        """Inner join: with a Table, fn is joiner(value, row); with a GlobalTable, fn is key_mapper(key, value)
+        and joiner(value, row) follows; with a Stream, fn is joiner(left, right) within window."""
+        from streams.joins.dsl import stream_join
+
+        return stream_join(self, other, fn, joiner, "inner", window, name, value_serde)
+
+    def left_join(self, other: Stream | Table | GlobalTable, fn: Callable, joiner: Callable | None = None, *,
+                  window: JoinWindows | None = None, name: str | None = None, value_serde: SerdeLike = None) -> Stream:
+        """Like join(), but a record with no match still emits, with None for the other side."""
+        from streams.joins.dsl import stream_join
+
+        return stream_join(self, other, fn, joiner, "left", window, name, value_serde)
+
+    def outer_join(self, other: Stream, joiner: Callable, *, window: JoinWindows, name: str | None = None,
+                   value_serde: SerdeLike = None) -> Stream:
+        """Windowed stream-stream join where unmatched records of either side emit, with None for the other."""
+        from streams.joins.dsl import stream_join
+
+        return stream_join(self, other, joiner, None, "outer", window, name, value_serde)
 
     @property
     def node_name(self) -> str:

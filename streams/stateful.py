@@ -79,14 +79,20 @@ class TableSource(Processor):
     def init(self, context: Any) -> None:
         super().init(context)
         self.store = context.get_store(self.store_name)
+        # Restore brought the store to this offset of its topic.  Records below it, replayed from an
+        # older committed offset, pass downstream but must not roll rows back to older values.
+        self.restored_to = self.store.checkpoint() or 0
 
     def process(self, batch: list[Record]) -> None:
-        put, delete = self.store.put, self.store.delete
+        put, delete, restored_to = self.store.put, self.store.delete, self.restored_to
         out = []
         for r in batch:
             if r.key is None:
                 continue
             raw = r.origin
+            if raw is not None and raw.offset < restored_to:
+                out.append(r)
+                continue
             if raw is None:
                 key = self.key_serde.serialize(r.key)
                 value = self.value_serde.serialize(r.value)

@@ -16,7 +16,8 @@ class Table:
     """A changelog stream read as the latest value per key.
 
     store_name names the store that holds it, for app.store(name); tables made
-    by filter() or map_values() are computed on the fly and have none.
+    by filter() or map_values() are computed on the fly and have none until a
+    join materializes them.
     """
 
     def __init__(self, builder: TopologyBuilder, node: Node, store_name: str | None,
@@ -42,6 +43,27 @@ class Table:
     def map_values(self, fn: Callable[[Any], Any], name: str | None = None) -> Table:
         """Map every row's value; deletes pass through."""
         return self._then("KTABLE-MAPVALUES", lambda n: TableMapValues(n, fn), name)
+
+    def join(self, other: Table, joiner: Callable[[Any, Any], Any], name: str | None = None,
+             value_serde: SerdeLike = None) -> Table:
+        """joiner(left_row, right_row) for keys in both tables, updated when either side changes (docs/joins.md)."""
+        from streams.joins.dsl import table_join
+
+        return table_join(self, other, joiner, "inner", name, value_serde)
+
+    def left_join(self, other: Table, joiner: Callable[[Any, Any], Any], name: str | None = None,
+                  value_serde: SerdeLike = None) -> Table:
+        """Like join(), for every key of this table; the right row is None where the other table has none."""
+        from streams.joins.dsl import table_join
+
+        return table_join(self, other, joiner, "left", name, value_serde)
+
+    def outer_join(self, other: Table, joiner: Callable[[Any, Any], Any], name: str | None = None,
+                   value_serde: SerdeLike = None) -> Table:
+        """Like join(), for every key of either table; the missing side is None."""
+        from streams.joins.dsl import table_join
+
+        return table_join(self, other, joiner, "outer", name, value_serde)
 
     def to_stream(self) -> Stream:
         """The stream of this table's updates; a delete arrives as a None value."""

@@ -24,6 +24,7 @@ from streams.operators import Split
 from streams.partitioner import KeyPartitioner
 from streams.processor import Processor
 from streams.record import Record
+from streams.runtime.ordering import time_ordered_runs
 from streams.serdes import Serde
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
 
@@ -65,6 +66,8 @@ class Task:
         self._partitioner = KeyPartitioner()
         self.processors, self.sources = self._instantiate()
         self.agents = [p for p in self.processors if isinstance(p, AgentProcessor)]
+        # Windowed stream-stream joins need their inputs in timestamp order (streams/runtime/ordering.py).
+        self.time_ordered = any(node.params.get("time_ordered") for node in plan.subtopology.nodes)
         for processor in self.processors:
             processor.init(self)
 
@@ -150,7 +153,7 @@ class Task:
 
     def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
         positions = self.positions
-        for tp, raws in batches.items():
+        for tp, raws in time_ordered_runs(batches) if self.time_ordered else batches.items():
             if not raws:
                 continue
             position = positions.get(tp)

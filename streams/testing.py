@@ -12,9 +12,11 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from state import InMemoryStore
 from streams.app import App
 from streams.compiler import plan_tasks
 from streams.endpoints import Source
+from streams.joins.global_table import GLOBAL_KIND, GlobalStore, TaskGlobalStore, global_specs
 from streams.partitioner import KeyPartitioner
 from streams.query import StoreView, store_view
 from streams.record import Headers, Record
@@ -40,9 +42,16 @@ class TestDriver:
                 self.partition_counts.setdefault(topic, counts.get(topic, 1))
         self.partition_counts.setdefault(app.error_policy.dlq_topic, 1)
         self.wall_clock = wall_clock_ms
+        # Records piped to a global table's topic update its one store, which every task reads.
+        self.global_stores = {s.name: GlobalStore(s, InMemoryStore(s.name))
+                              for s in global_specs(self.topology.stores.values())}
+        for store in self.global_stores.values():
+            self.partition_counts.setdefault(store.topic, counts.get(store.topic, 1))
+        global_views = {name: TaskGlobalStore(store) for name, store in self.global_stores.items()}
         self.tasks = {
             task_id: Task(plan, app.app_id, self.partition_counts, app.error_policy, clock=lambda: self.wall_clock,
-                          stores={s.name: TaskStore(s, plan.partition, None) for s in plan.subtopology.stores})
+                          stores={**{s.name: TaskStore(s, plan.partition, None) for s in plan.subtopology.stores},
+                                  **global_views})
             for task_id, plan in self.plan.tasks.items()
         }
         self._offsets: dict[TopicPartition, int] = {}
@@ -54,6 +63,9 @@ class TestDriver:
         for task in self.tasks.values():
             if topic in task.sources:
                 return task.sources[topic]
+        for store in self.global_stores.values():
+            if store.topic == topic:
+                return store.spec  # has the key and value serdes, like a Source
         raise KeyError(f"no source reads topic {topic!r}")
 
     def pipe_input(self, topic: str, key: Any, value: Any, timestamp: int | None = None,
@@ -77,6 +89,7 @@ class TestDriver:
         while pending:
             out = pending.pop(0)
             tp = TopicPartition(out.topic, out.partition)
+            self._apply_global(out)
             task_id = self.plan.task_of.get(tp)
             if task_id is None:
                 self._outputs.setdefault(out.topic, []).append(out)
@@ -91,6 +104,16 @@ class TestDriver:
             pending.extend(task.take_output())
             task.changelog_output()
             task.checkpoint_stores({})
+
+    def _apply_global(self, out: OutRecord) -> None:
+        stores = [s for s in self.global_stores.values() if s.topic == out.topic]
+        if stores:
+            tp = TopicPartition(f"global:{out.topic}", out.partition)
+            offset = self._offsets.get(tp, 0)
+            self._offsets[tp] = offset + 1
+            raw = RawRecord(out.topic, out.partition, offset, out.timestamp or 0, out.key, out.value, out.headers)
+            for store in stores:
+                store.apply(out.partition, [raw])
 
     def advance_wall_clock(self, ms: int) -> None:
         """Move wall-clock time forward and punctuate every task."""
@@ -115,11 +138,15 @@ class TestDriver:
         spec = self.topology.stores.get(name)
         if spec is None:
             raise KeyError(f"no store named {name!r}")
+        if spec.kind == GLOBAL_KIND:
+            return store_view(spec, [self.global_stores[name]])
         return store_view(spec, [task.stores[name] for task in self.tasks.values() if name in task.stores])
 
     def close(self) -> None:
         for task in self.tasks.values():
             task.close()
+        for store in self.global_stores.values():
+            store.close()
         self._loop.close()
 
     def __enter__(self) -> TestDriver:

@@ -22,10 +22,12 @@ from rocksdict import Cache
 from state import RocksDBConfig
 from streams.compiler import CompiledTopology, PhysicalPlan, plan_tasks
 from streams.errors import TaskFencedError, TopologyError
+from streams.joins.global_table import TaskGlobalStore, global_specs
 from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
 from streams.runtime.assignor import MemberState, TaskAssignor
 from streams.runtime.commit import CommitStats, commit_tasks
+from streams.runtime.global_tables import GlobalTables
 from streams.runtime.restore import RestoreResult, restore_store
 from streams.runtime.scheduler import Clock, Scheduler
 from streams.runtime.standby import StandbyTasks
@@ -66,6 +68,7 @@ class Worker:
         self._partitioner = KeyPartitioner()
         self.admin = self.producer = self.consumer = self._restore_consumer = self._standby_consumer = None
         self.standbys: StandbyTasks | None = None
+        self.global_tables: GlobalTables | None = None
         self.transactions: TaskTransactions | None = None
         self.store_config = RocksDBConfig(write_buffer_size=8 << 20, max_write_buffer_number=2,
                                           block_cache=Cache(64 << 20))
@@ -100,6 +103,11 @@ class Worker:
         self.admin = self.transport.admin()
         await self.admin.start()
         self.plan = await self._prepare_topics(self.topology)
+        # Global tables load in full before the worker joins the group, so before any task exists.
+        self.global_tables = GlobalTables(global_specs(self.topology.stores.values()), self.transport,
+                                          self.app.state_dir, self.app.app_id, self.store_config,
+                                          self.app.consumer_config)
+        await self.global_tables.start(self.admin)
         for fn in self.app.startup_tasks:
             result = fn()
             if asyncio.iscoroutine(result):
@@ -141,6 +149,11 @@ class Worker:
         self.tasks.clear()
         if self.standbys is not None:
             self.standbys.close()
+        if self.global_tables is not None:
+            try:
+                await self.global_tables.stop()
+            except Exception:
+                log.exception("closing the global tables failed")
         for client in (self.consumer, self._restore_consumer, self._standby_consumer, self.producer, self.admin):
             if client is not None:
                 try:
@@ -274,6 +287,7 @@ class Worker:
             result = await restore_store(store, self._restore_consumer, on_progress=self.restore_progress)
             if result is not None:
                 self.restore_results.append(result)
+        stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
         return Task(plan, self.app.app_id, self.partition_counts, self.app.error_policy, stores=stores,
                     metrics=self.metrics)
 
@@ -284,6 +298,8 @@ class Worker:
             wait_s = self.scheduler.seconds_until_next()
             timeout_ms = 100 if wait_s is None else max(0, min(100, int(wait_s * 1000)))
             batches = await self.consumer.poll(timeout_ms, self.app.poll_max_records)
+            if self.global_tables.stores:
+                await self.global_tables.poll()
             if batches:
                 async with self._lock:
                     await self._process(batches)

@@ -1,0 +1,214 @@
+"""Joins against the real broker: every kind end to end, a join after a repartition, the
+co-partitioning error, and join state surviving a restart (same state dir, and wiped)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections import Counter
+
+import pytest
+
+from streams import App, TopologyError
+from streams.joins import JoinWindows
+from tests.conftest import create_topics, unique_name
+from tests.kafka_helpers import FAST_GROUP, decoded, produce, read_topic, running, wait_for
+
+MINUTE = 60_000
+COMPACT = {"cleanup.policy": "compact"}
+
+
+def make_app(brokers: str, state_dir, app_id: str | None = None) -> App:
+    return App(app_id or unique_name("joins"), brokers=brokers, state_dir=state_dir, commit_interval=0.2,
+               consumer_config=FAST_GROUP)
+
+
+def pair(left, right):
+    return [left, right]
+
+
+def as_table(records) -> dict:
+    """The table an update stream describes: the last value per key, None deleting it."""
+    table: dict = {}
+    for key, value in decoded(records):
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    return table
+
+
+async def test_every_join_kind_end_to_end(brokers, tmp_path):
+    t = {n: unique_name(n) for n in ("customers", "orders", "orders-by-id", "products", "left-t", "right-t",
+                                      "s-orders", "payments", "enriched", "enriched-left", "rekeyed", "priced",
+                                      "tt", "matched")}
+    await create_topics(brokers, {t["customers"]: 2, t["products"]: 3, t["left-t"]: 2, t["right-t"]: 2}, COMPACT)
+    await create_topics(brokers, {t["orders"]: 2, t["orders-by-id"]: 3, t["s-orders"]: 1, t["payments"]: 1,
+                                  **{t[n]: 2 for n in ("enriched", "enriched-left", "rekeyed", "priced", "tt",
+                                                       "matched")}})
+    app = make_app(brokers, tmp_path)
+    customers = app.table(t["customers"], name="customers")
+    products = app.global_table(t["products"], name="products")
+    orders = app.stream(t["orders"])
+    orders.join(customers, lambda o, c: {**o, "name": c["name"]}).to(t["enriched"])
+    orders.left_join(customers, lambda o, c: {**o, "name": c and c["name"]}).to(t["enriched-left"])
+    orders.join(products, lambda key, o: o["product"], lambda o, p: {**o, "price": p["price"]}).to(t["priced"])
+    by_customer = app.stream(t["orders-by-id"]).select_key(lambda key, o: o["customer"])
+    by_customer.join(customers, lambda o, c: [o["id"], c["name"]], name="rekey").to(t["rekeyed"])
+    app.table(t["left-t"]).outer_join(app.table(t["right-t"]), pair).to(t["tt"])
+    app.stream(t["s-orders"], value_serde="str").left_join(app.stream(t["payments"], value_serde="str"), pair,
+                                                           name="pay",
+                                        window=JoinWindows(0, 10 * MINUTE, grace=MINUTE)).to(t["matched"])
+
+    base = int(time.time() * 1000) - 3_600_000
+    # Orders first, customers after: the table is restored in full before any order is processed.
+    await produce(brokers, t["orders"], [("c1", {"id": 1, "product": "p1"}), ("c2", {"id": 2, "product": "p2"}),
+                                         ("c4", {"id": 3, "product": "p9"}), ("c3", {"id": 4, "product": "p1"})])
+    await produce(brokers, t["orders-by-id"], [(f"o{n}", {"id": n, "customer": c})
+                                               for n, c in enumerate(["c1", "c3", "c1", "c4"])])
+    await produce(brokers, t["customers"], [("c1", {"name": "Ann"}), ("c2", {"name": "Bob"}), ("c2", None),
+                                            ("c3", {"name": "Cy"})])
+    await produce(brokers, t["products"], [("p1", {"price": 3}), ("p2", {"price": 5})])
+    await produce(brokers, t["left-t"], [("a", 1), ("b", 2), ("a", 3), ("b", None)])
+    await produce(brokers, t["right-t"], [("a", 10), ("c", 30), ("c", None)])
+    await produce(brokers, t["s-orders"], [("o1", "order1", base), ("o2", "order2", base + MINUTE),
+                                           ("o3", "order3", base + 2 * MINUTE)])
+    await produce(brokers, t["payments"], [("o1", "pay1", base + 3 * MINUTE), ("o3", "pay3", base + 30 * MINUTE)])
+    async with running(app) as worker:
+        enriched = await read_topic(brokers, t["enriched"], expected=2)
+        enriched_left = await read_topic(brokers, t["enriched-left"], expected=4)
+        rekeyed = await read_topic(brokers, t["rekeyed"], expected=3)
+        priced = await read_topic(brokers, t["priced"], expected=3)
+        matched = await read_topic(brokers, t["matched"], expected=3)
+        tt = await read_topic(brokers, t["tt"], expected=None)
+        assert app.store("products").get("p2") == {"price": 5} and len(app.store("products")) == 2
+        await produce(brokers, t["products"], [("p2", {"price": 6})])  # followed while running
+        await wait_for(lambda: app.store("products").get("p2") == {"price": 6})
+        await produce(brokers, t["orders"], [("c2", {"id": 5, "product": "p2"})])
+        priced += await read_topic(brokers, t["priced"], expected=4)
+        assert (tmp_path / app.app_id / "global" / "products").is_dir()
+        assert worker.metrics.get("late_records") == 0
+    assert sorted(decoded(enriched), key=repr) == [
+        ("c1", {"id": 1, "product": "p1", "name": "Ann"}), ("c3", {"id": 4, "product": "p1", "name": "Cy"})]
+    assert sorted(decoded(enriched_left), key=repr) == sorted([
+        ("c1", {"id": 1, "product": "p1", "name": "Ann"}), ("c2", {"id": 2, "product": "p2", "name": None}),
+        ("c4", {"id": 3, "product": "p9", "name": None}), ("c3", {"id": 4, "product": "p1", "name": "Cy"})], key=repr)
+    assert {r.timestamp for r in enriched} <= {r.timestamp for r in enriched_left}
+    assert sorted(decoded(rekeyed)) == [("c1", [0, "Ann"]), ("c1", [2, "Ann"]), ("c3", [1, "Cy"])]
+    assert sorted(decoded(priced[-4:]), key=repr) == sorted([
+        ("c1", {"id": 1, "product": "p1", "price": 3}), ("c2", {"id": 2, "product": "p2", "price": 5}),
+        ("c3", {"id": 4, "product": "p1", "price": 3}), ("c2", {"id": 5, "product": "p2", "price": 6})], key=repr)
+    assert as_table(tt) == {"a": [3, 10]}
+    assert sorted((k, v, r.timestamp) for (k, v), r in zip(decoded(matched), matched, strict=True)) == [
+        ("o1", ["order1", "pay1"], base + 3 * MINUTE), ("o2", ["order2", None], base + MINUTE),
+        ("o3", ["order3", None], base + 2 * MINUTE)]
+
+
+async def test_inputs_with_different_partition_counts_are_refused(brokers, tmp_path):
+    orders, customers, out = unique_name("orders"), unique_name("customers"), unique_name("out")
+    await create_topics(brokers, {orders: 3, customers: 2, out: 1})
+    app = make_app(brokers, tmp_path)
+    app.stream(orders).join(app.table(customers), pair).to(out)
+    with pytest.raises(TopologyError) as failure:
+        async with running(app, ready_timeout=20):
+            pass
+    message = str(failure.value)
+    assert f"{orders} (3 partitions)" in message and f"{customers} (2 partitions)" in message
+
+
+def restart_app(brokers: str, state_dir, app_id: str, t: dict) -> App:
+    app = make_app(brokers, state_dir, app_id)
+    app.stream(t["orders"], value_serde="str").join(app.stream(t["payments"], value_serde="str"), pair, name="pay",
+                                 window=JoinWindows(0, 10 * MINUTE)).to(t["matched"])
+    vip = app.table(t["right-t"]).filter(lambda key, v: v >= 10)  # computed: the join materializes it
+    app.table(t["left-t"]).join(vip, pair, name="tt").to(t["tt"])
+    app.global_table(t["products"], name="products")
+    return app
+
+
+async def test_join_state_survives_a_restart_and_a_wiped_state_dir(brokers, tmp_path):
+    t = {n: unique_name(n) for n in ("orders", "payments", "left-t", "right-t", "products", "matched", "tt")}
+    await create_topics(brokers, {t["left-t"]: 2, t["right-t"]: 2, t["products"]: 2}, COMPACT)
+    await create_topics(brokers, {t["orders"]: 2, t["payments"]: 2, t["matched"]: 2, t["tt"]: 2})
+    app_id, base = unique_name("restart"), int(time.time() * 1000) - 3_600_000
+    keys = [f"o{n}" for n in range(6)]
+    await produce(brokers, t["orders"], [(k, f"order-{k}", base + n) for n, k in enumerate(keys)])
+    await produce(brokers, t["right-t"], [("a", 10), ("b", 5), ("c", 30)])
+    await produce(brokers, t["products"], [(f"p{n}", n) for n in range(20)])
+
+    app = restart_app(brokers, tmp_path / "a", app_id, t)
+    async with running(app) as worker:  # buffers the orders, materializes the right table
+        await wait_for(lambda: worker.metrics.get("records_processed") >= 9)
+        assert len(app.store("products")) == 20
+
+    await produce(brokers, t["payments"], [(k, f"pay-{k}", base + MINUTE) for k in keys[:3]])
+    await produce(brokers, t["left-t"], [("a", 1)])
+    await produce(brokers, t["products"], [("p0", 100)])
+    app = restart_app(brokers, tmp_path / "a", app_id, t)
+    async with running(app) as worker:  # same state dir: the orders buffered by the first run match
+        assert sorted(decoded(await read_topic(brokers, t["matched"], expected=3))) == [
+            (k, [f"order-{k}", f"pay-{k}"]) for k in keys[:3]]
+        assert decoded(await read_topic(brokers, t["tt"], expected=1)) == [("a", [1, 10])]
+        assert worker.global_tables.applied == {"products": 1}  # resumed from its offsets
+        assert app.store("products").get("p0") == 100
+
+    shutil.rmtree(tmp_path / "a")
+    await produce(brokers, t["payments"], [(k, f"pay-{k}", base + 2 * MINUTE) for k in keys[3:]])
+    await produce(brokers, t["left-t"], [("c", 3), ("b", 2)])
+    app = restart_app(brokers, tmp_path / "a", app_id, t)
+    async with running(app) as worker:  # wiped: buffers and the materialized table come from changelogs
+        matched = await read_topic(brokers, t["matched"], expected=6)
+        tt = await read_topic(brokers, t["tt"], expected=2)
+        restored = Counter()
+        for result in worker.restore_results:
+            restored[result.store] += result.restored
+        assert worker.global_tables.applied == {"products": 21}
+        assert app.store("products").get("p0") == 100 and len(dict(app.store("products").items())) == 20
+    assert restored["pay-left-store"] > 0 and restored["tt-right-store"] > 0
+    assert sorted(decoded(matched)) == [(k, [f"order-{k}", f"pay-{k}"]) for k in keys]
+    assert sorted(decoded(tt)) == [("a", [1, 10]), ("c", [3, 30])]
+
+
+async def test_embedded_broker_runs_joins(tmp_path):
+    """The same worker code on the in-memory broker: a global table and a windowed join."""
+    from streams.runtime.worker import Worker
+    from streams.transport import OutRecord, TopicSpec
+
+    app = App(unique_name("emb"), brokers=f"memory://{unique_name('joins')}", state_dir=tmp_path,
+              commit_interval=0.1)
+    products = app.global_table("products", name="products")
+    orders = app.stream("orders")
+    orders.join(products, lambda key, o: o, pair).to("priced")
+    orders.join(app.stream("payments"), pair, window=JoinWindows(1000)).to("matched")
+    transport = app.transport()
+    admin = transport.admin()
+    await admin.start()
+    await admin.create_topics([TopicSpec(n, 1) for n in ("products", "orders", "payments", "priced", "matched")])
+    producer = transport.producer()
+    await producer.start()
+    await producer.send_many([OutRecord("products", 0, b"p1", b"3", None, ()),
+                              OutRecord("orders", 0, b"k", b'"p1"', 1000, ()),
+                              OutRecord("payments", 0, b"k", b'"paid"', 1500, ())])
+    await producer.flush()
+    await producer.stop()
+    worker = Worker(app, transport)
+    runner = asyncio.create_task(worker.run())
+    try:
+        await worker.wait_started()
+        await wait_for(lambda: worker.metrics.get("records_processed") >= 2 or runner.done())
+        assert app.store("products").get("p1") == 3
+    finally:
+        worker.stop()
+        await runner
+    consumer = transport.consumer(None)
+    await consumer.start()
+    from streams.transport import TopicPartition
+
+    consumer.assign([TopicPartition("priced", 0), TopicPartition("matched", 0)])
+    await consumer.seek_to_committed_or_reset([TopicPartition("priced", 0), TopicPartition("matched", 0)])
+    got = await consumer.poll(500)
+    await consumer.stop()
+    await admin.stop()
+    assert [(r.key, r.value) for r in got[TopicPartition("priced", 0)]] == [(b"k", b'["p1",3]')]
+    assert [(r.key, r.value) for r in got[TopicPartition("matched", 0)]] == [(b"k", b'["p1","paid"]')]
