@@ -38,6 +38,8 @@ class App:
     commit_interval: seconds between commits (default 1.0, or 0.1 under exactly-once).
     on_error: "dlq" (default), "skip" or "fail" for records that cannot be processed.
     producer_config / consumer_config: passed through to the Kafka clients.
+    max_task_idle: seconds a task with a windowed stream-stream join holds records back while one of
+        its input partitions has none buffered, to keep both inputs in timestamp order (docs/joins.md).
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class App:
         producer_config: Mapping[str, Any] | None = None,
         consumer_config: Mapping[str, Any] | None = None,
         poll_max_records: int = 10_000,
+        max_task_idle: float | timedelta = 0.5,
     ) -> None:
         if processing_guarantee not in GUARANTEES:
             raise ValueError(f"processing_guarantee must be one of {GUARANTEES}")
@@ -67,6 +70,7 @@ class App:
         self.producer_config = dict(producer_config or {})
         self.consumer_config = dict(consumer_config or {})
         self.poll_max_records = poll_max_records
+        self.max_task_idle = _seconds(max_task_idle)
         self.builder = TopologyBuilder(app_id)
         self.builder.app = self  # lets DSL objects such as windowed tables reach app.store()
         self.schedules: list[Schedule] = []

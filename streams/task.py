@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter
 from typing import Any
 
@@ -24,7 +24,7 @@ from streams.operators import Split
 from streams.partitioner import KeyPartitioner
 from streams.processor import Processor
 from streams.record import Record
-from streams.runtime.ordering import time_ordered_runs
+from streams.runtime.ordering import OrderedInputs
 from streams.serdes import Serde
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
 
@@ -49,6 +49,7 @@ class Task:
         stores: Mapping[str, Any] | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], int] = wall_clock_ms,
+        max_idle_ms: int = 0,
     ) -> None:
         self.plan = plan
         self.app_id = app_id
@@ -67,7 +68,8 @@ class Task:
         self.processors, self.sources = self._instantiate()
         self.agents = [p for p in self.processors if isinstance(p, AgentProcessor)]
         # Windowed stream-stream joins need their inputs in timestamp order (streams/runtime/ordering.py).
-        self.time_ordered = any(node.params.get("time_ordered") for node in plan.subtopology.nodes)
+        time_ordered = any(node.params.get("time_ordered") for node in plan.subtopology.nodes)
+        self.inputs = OrderedInputs(plan.inputs, max_idle_ms) if time_ordered else None
         for processor in self.processors:
             processor.init(self)
 
@@ -146,14 +148,22 @@ class Task:
         """Run each partition's batch through the topology and note the next offsets.
 
         Records below a partition's position were processed already (a consumer
-        re-delivers them after a seek) and are skipped.
+        re-delivers them after a seek) and are skipped.  A task with a windowed
+        stream-stream join may hold records back to keep its partitions in
+        timestamp order (streams/runtime/ordering.py); process({}) releases them
+        once they are due.
         """
         with gc_paused():
             self._process(batches)
 
     def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
         positions = self.positions
-        for tp, raws in time_ordered_runs(batches) if self.time_ordered else batches.items():
+        if self.inputs is None:
+            items: Iterable[tuple[TopicPartition, list[RawRecord]]] = batches.items()
+        else:
+            self.inputs.add(batches)
+            items = self.inputs.take(self.clock())
+        for tp, raws in items:
             if not raws:
                 continue
             position = positions.get(tp)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from streams import App, TopologyError
 from streams.joins import JoinWindows
+from streams.runtime.ordering import OrderedInputs
 from streams.runtime.stores import TaskStore
 from streams.task import Task
 from streams.testing import TestDriver
@@ -471,4 +472,44 @@ def test_a_task_processes_both_sides_of_a_poll_in_timestamp_order():
         out = [(r.key.decode(), orjson.loads(r.value)) for r in task.take_output()]
         assert out == [("a", ["oa", "pa"]), ("b", ["ob", "pb"])]
         assert task.metrics.get("late_records") == 0
+        task.close()
+
+
+def raw_at(topic: str, offset: int, ts: int, key: bytes = b"k", value: bytes = b'"v"') -> RawRecord:
+    return RawRecord(topic, 0, offset, ts, key, value, ())
+
+
+def test_ordered_inputs_hold_records_back_while_a_partition_is_dry():
+    left, right = TopicPartition("left", 0), TopicPartition("right", 0)
+    inputs = OrderedInputs([left, right], max_idle_ms=500)
+    inputs.add({left: [raw_at("left", n, ts) for n, ts in enumerate((1, 2, 7))]})
+    assert inputs.take(1_000) == [] and inputs.pending  # right may still deliver older records
+    inputs.add({right: [raw_at("right", 0, 3)]})
+    runs = inputs.take(1_100)
+    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws in runs] == [("left", [1, 2]), ("right", [3])]
+    assert inputs.take(1_500) == []  # right ran dry again: left@7 waits, from 1_100 on
+    runs = inputs.take(1_600)
+    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws in runs] == [("left", [7])]
+    assert not inputs.pending
+
+
+def test_a_task_keeps_two_inputs_in_timestamp_order_across_polls():
+    app = stream_stream_app("left", JoinWindows(0, 10))
+    now = [0]
+    with TestDriver(app) as driver:
+        plan = driver.plan.tasks["0_0"]
+        task = Task(plan, "junit", driver.partition_counts, driver.app.error_policy, clock=lambda: now[0],
+                    max_idle_ms=200, stores={s.name: TaskStore(s, 0, None) for s in plan.subtopology.stores})
+        # The first poll brings only the right input, far ahead of the left one.
+        task.process({TopicPartition("right", 0): [raw_at("right", 0, 5, b"a", b'"pa"'),
+                                                  raw_at("right", 1, 100, b"b", b'"pb"')]})
+        assert task.take_output() == [] and task.offsets == {}
+        task.process({TopicPartition("left", 0): [raw_at("left", 0, 1, b"a", b'"oa"'),
+                                                 raw_at("left", 1, 95, b"b", b'"ob"')]})
+        assert [(r.key, r.value) for r in task.take_output()] == [(b"a", b'["oa","pa"]')]
+        now[0] = 250  # right stays dry for longer than max_idle_ms: the rest goes
+        task.process({})
+        assert [(r.key, r.value) for r in task.take_output()] == [(b"b", b'["ob","pb"]')]
+        assert task.metrics.get("late_records") == 0
+        assert task.offsets == {TopicPartition("right", 0): 2, TopicPartition("left", 0): 2}
         task.close()

@@ -212,3 +212,22 @@ async def test_embedded_broker_runs_joins(tmp_path):
     await admin.stop()
     assert [(r.key, r.value) for r in got[TopicPartition("priced", 0)]] == [(b"k", b'["p1",3]')]
     assert [(r.key, r.value) for r in got[TopicPartition("matched", 0)]] == [(b"k", b'["p1","paid"]')]
+
+
+async def test_a_backlog_read_in_small_polls_joins_in_timestamp_order(brokers, tmp_path):
+    """Polls of a few records bring one input at a time; held back, the other input catches up (with
+    max_task_idle=0 most payments would be late here)."""
+    orders, payments, out = unique_name("orders"), unique_name("payments"), unique_name("matched")
+    await create_topics(brokers, {orders: 1, payments: 1, out: 1})
+    app = App(unique_name("backlog"), brokers=brokers, state_dir=tmp_path, commit_interval=0.2,
+              consumer_config={**FAST_GROUP, "max_partition_fetch_bytes": 1024}, poll_max_records=5)
+    app.stream(orders, value_serde="str").join(app.stream(payments, value_serde="str"), pair,
+                                               window=JoinWindows(0, MINUTE)).to(out)
+    base, n = int(time.time() * 1000) - 3_600_000, 60
+    await produce(brokers, orders, [(f"o{i}", f"order{i}", base + i * MINUTE) for i in range(n)])
+    await produce(brokers, payments, [(f"o{i}", f"pay{i}", base + i * MINUTE + 30_000) for i in range(n)])
+    async with running(app) as worker:
+        got = await read_topic(brokers, out, expected=n, timeout=20)
+        late = worker.metrics.get("late_records")
+    assert late == 0
+    assert sorted(decoded(got)) == sorted((f"o{i}", [f"order{i}", f"pay{i}"]) for i in range(n))

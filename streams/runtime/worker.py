@@ -289,7 +289,7 @@ class Worker:
                 self.restore_results.append(result)
         stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
         return Task(plan, self.app.app_id, self.partition_counts, self.app.error_policy, stores=stores,
-                    metrics=self.metrics)
+                    metrics=self.metrics, max_idle_ms=int(self.app.max_task_idle * 1000))
 
     # -- the loop
 
@@ -300,7 +300,7 @@ class Worker:
             batches = await self.consumer.poll(timeout_ms, self.app.poll_max_records)
             if self.global_tables.stores:
                 await self.global_tables.poll()
-            if batches:
+            if batches or self._holding():
                 async with self._lock:
                     await self._process(batches)
             if time.monotonic() - self._last_commit >= self.app.commit_interval:
@@ -317,6 +317,8 @@ class Worker:
         task_of = self.plan.task_of
         for tp, raws in batches.items():
             by_task[task_of[tp]][tp] = raws
+        for task_id in self._holding():
+            by_task.setdefault(task_id, {})  # records held back for timestamp order may be due now
         outputs: list[OutRecord] = []
         for task_id, task_batches in by_task.items():
             task = self.tasks.get(task_id)
@@ -331,6 +333,10 @@ class Worker:
                 await self._send_in_transaction(task)
         if outputs:
             await self.producer.send_many(await self._resolve_partitions(outputs))
+
+    def _holding(self) -> list[str]:
+        """Tasks holding input records back to keep their partitions in timestamp order."""
+        return [task_id for task_id, task in self.tasks.items() if task.inputs is not None and task.inputs.pending]
 
     async def _punctuate(self) -> None:
         """Give processors wall-clock time (windows close idle partitions) and send what they emit."""
