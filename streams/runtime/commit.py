@@ -34,7 +34,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from streams.task import Task
 from streams.transport.base import Consumer, Producer, TopicPartition
@@ -44,15 +44,27 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CommitStats:
+    """Commit counts and latencies (the most recent 10,000), for metrics and benchmarks."""
+
     commits: int = 0
     last_latency_ms: float = 0.0
     total_latency_ms: float = 0.0
+    recent_ms: list[float] = field(default_factory=list)
 
     def record(self, started: float) -> None:
         latency = (time.perf_counter() - started) * 1000
         self.commits += 1
         self.last_latency_ms = latency
         self.total_latency_ms += latency
+        if len(self.recent_ms) >= 10_000:
+            del self.recent_ms[:5_000]
+        self.recent_ms.append(latency)
+
+    def percentile(self, fraction: float) -> float:
+        if not self.recent_ms:
+            return 0.0
+        ordered = sorted(self.recent_ms)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def commit_tasks(
