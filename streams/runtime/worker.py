@@ -319,7 +319,7 @@ class Worker:
             by_task[task_of[tp]][tp] = raws
         for task_id in self._holding():
             by_task.setdefault(task_id, {})  # records held back for timestamp order may be due now
-        outputs: list[OutRecord] = []
+        processed = []
         for task_id, task_batches in by_task.items():
             task = self.tasks.get(task_id)
             if task is None:
@@ -327,12 +327,8 @@ class Worker:
             task.process(task_batches)
             if task.agents:
                 await task.drain_agents()
-            if self.transactions is None:
-                outputs.extend(task.take_output())
-            else:
-                await self._send_in_transaction(task)
-        if outputs:
-            await self.producer.send_many(await self._resolve_partitions(outputs))
+            processed.append(task)
+        await self._send_output(processed)
 
     def _holding(self) -> list[str]:
         """Tasks holding input records back to keep their partitions in timestamp order."""
@@ -340,13 +336,17 @@ class Worker:
 
     async def _punctuate(self) -> None:
         """Give processors wall-clock time (windows close idle partitions) and send what they emit."""
-        outputs: list[OutRecord] = []
-        for task in list(self.tasks.values()):
+        tasks = list(self.tasks.values())
+        for task in tasks:
             task.punctuate()
-            if self.transactions is None:
-                outputs.extend(task.take_output())
-            else:
-                await self._send_in_transaction(task)
+        await self._send_output(tasks)
+
+    async def _send_output(self, tasks: list[Task]) -> None:
+        """Queue the tasks' output: all on the shared producer, or each in its task's transaction."""
+        if self.transactions is not None:
+            await asyncio.gather(*(self._send_in_transaction(task) for task in tasks))
+            return
+        outputs = [record for task in tasks for record in task.take_output()]
         if outputs:
             await self.producer.send_many(await self._resolve_partitions(outputs))
 
