@@ -9,18 +9,21 @@ retention removed what it would need), is wiped and rebuilt from the start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 
 from state import RestoreProgress, StoreRestorer
 from streams.runtime.stores import TaskStore
-from streams.transport.base import Consumer, TopicPartition
+from streams.transport.base import Consumer, RawRecord, TopicPartition
 
 log = logging.getLogger(__name__)
 
 POLL_RECORDS = 50_000
+_key_value = attrgetter("key", "value")
 
 
 @dataclass
@@ -51,8 +54,13 @@ async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: 
     tp = store.changelog
     if tp is None:
         return None
-    beginning = (await consumer.beginning_offsets([tp]))[tp]
-    end = (await consumer.end_offsets([tp]))[tp]
+    # Assigned before the offset lookups, because assigning makes the client fetch the
+    # topic's metadata, which the lookups need: without it the first lookup fails and
+    # backs off for retry_backoff_ms.  Paused until the start offset is known.
+    consumer.assign([tp])
+    consumer.pause([tp])
+    beginnings, ends = await asyncio.gather(consumer.beginning_offsets([tp]), consumer.end_offsets([tp]))
+    beginning, end = beginnings[tp], ends[tp]
     started = time.monotonic()
     restorer = StoreRestorer(store.local)
     start = restorer.start_offset(beginning, end)
@@ -60,14 +68,14 @@ async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: 
         log.warning("store %s[%d]: checkpoint %d is outside the changelog's offsets %d..%d; rebuilding",
                     store.name, tp.partition, store.checkpoint_before_restore, beginning, end)
     if start < end:
-        consumer.assign([tp])
         consumer.seek(tp, start)
+        consumer.resume([tp])
         last_report = started
         while await consumer.position(tp) < end:
             batches = await consumer.poll(200, POLL_RECORDS)
-            records = batches.get(tp, [])
+            records = batches.get(tp)
             if records:
-                restorer.apply((r.offset, r.key, r.value) for r in records if r.offset < end)
+                _write(restorer, records, end)
             now = time.monotonic()
             if on_progress is not None:
                 on_progress(store.name, tp.partition, restorer.progress(end))
@@ -76,7 +84,9 @@ async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: 
                 progress = restorer.progress(end)
                 log.info("restoring %s[%d]: %d done, %d remaining, %.0f records/s", store.name, tp.partition,
                          progress.restored, progress.remaining, progress.rate)
-        consumer.assign([])
+        # Paused rather than unassigned: aiokafka answers an empty assignment with a
+        # metadata request for every topic in the cluster, which the next restore waits for.
+        consumer.pause([tp])
     if on_progress is not None:
         done = restorer.progress(end)
         on_progress(store.name, tp.partition, RestoreProgress(done.restored, 0, done.rate))
@@ -88,3 +98,14 @@ async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: 
         log.info("restored %s[%d]: %d records in %.2fs (%.0f records/s)", store.name, tp.partition,
                  result.restored, result.seconds, result.rate)
     return result
+
+
+def _write(restorer: StoreRestorer, records: list[RawRecord], end: int) -> None:
+    """Write polled records in the restorer's batch size, each batch with its checkpoint."""
+    if records[-1].offset >= end:  # only records before the end offset read at the start belong to this restore
+        records = [r for r in records if r.offset < end]
+    size = restorer.batch_size
+    for first in range(0, len(records), size):
+        chunk = records[first:first + size]
+        if chunk:
+            restorer.write(map(_key_value, chunk), chunk[-1].offset + 1, len(chunk))
