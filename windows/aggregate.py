@@ -21,7 +21,7 @@ from streams.processor import Processor
 from streams.record import Record
 from streams.serdes import Serde
 from windows.definitions import Hopping, WindowDefinition, Windowed
-from windows.store import NO_TIME, WindowStore, encode_time, key_prefix, split_window_key
+from windows.store import NO_TIME, WindowStore, key_prefix, pack_time, split_window_key, unpack_newest
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class WindowAggregate(Processor):
         self.stream_time = NO_TIME
         self._next_due = NOTHING_DUE
         self._expired_to: int | None = None
+        self._oldest: int | None = None  # no window is indexed below this time (None: not known yet)
         self._last_activity = 0
 
     def init(self, context: Any) -> None:
@@ -102,19 +103,23 @@ class WindowAggregate(Processor):
         """Persist the new stream time and delete windows past retention, by one index range."""
         self.windows.set_stream_time(self.stream_time)
         cutoff = self.stream_time - self.retention
-        if self._expired_to is not None and cutoff <= self._expired_to:
-            return
+        if self._oldest is not None and cutoff < self._oldest:
+            return  # nothing indexed is old enough: no scan
         low = None if self._expired_to is None else self._expired_to + 1
         expired = self.windows.expire(low, cutoff)
         if expired:
             self.context.metrics.incr("expired_windows", expired)
         self._expired_to = cutoff
+        following = self.windows.first_indexed_after(cutoff)
+        self._oldest = NOTHING_DUE if following is None else following
 
     # -- results
 
     def _created(self, index_time: int, wkey: bytes) -> None:
         """Index a new window, and in final mode remember it is due at index_time + close_span."""
         self.windows.add_index(index_time, wkey)
+        if self._oldest is not None and index_time < self._oldest:
+            self._oldest = index_time
         if self.final and index_time < self._next_due and index_time > self.stream_time - self.close_span:
             self._next_due = index_time
 
@@ -160,28 +165,32 @@ class TimeWindowAggregate(WindowAggregate):
     window: Hopping
 
     def _apply(self, r: Record, out: list[Record]) -> bool:
-        ts, deadline = r.timestamp, self.stream_time - self.close_span
-        prefix = key_prefix(self.key_serde.serialize(r.key))
-        get, aggregator, deserialize = self.windows.get, self.aggregator, self.value_serde.deserialize
+        ts, window = r.timestamp, self.window
+        deadline = self.stream_time - self.close_span
+        last = ts - ts % window.advance
+        if last <= deadline:
+            return False  # even the newest window holding ts has closed
+        starts = (last,) if window.advance == window.size else [s for s in window.starts_for(ts) if s > deadline]
+        key, value = r.key, r.value
+        prefix = key_prefix(self.key_serde.serialize(key))
+        get, aggregator, deserialize = self.windows.store.get, self.aggregator, self.value_serde.deserialize
         changes = []
-        for start in self.window.starts_for(ts):
-            if start <= deadline:
-                continue
-            wkey = prefix + encode_time(start)
-            found = get(wkey)
-            if found is None:
-                changes.append((start, wkey, True, ts, aggregator(r.key, r.value, self.initializer())))
+        for start in starts:
+            wkey = prefix + pack_time(start)
+            stored = get(wkey)
+            if stored is None:
+                changes.append((start, wkey, True, ts, aggregator(key, value, self.initializer())))
             else:
-                newest = found[0] if found[0] > ts else ts
-                changes.append((start, wkey, False, newest, aggregator(r.key, r.value, deserialize(found[1]))))
-        if not changes:
-            return False
-        serialize, put, size = self.value_serde.serialize, self.windows.put, self.window.size
+                newest = unpack_newest(stored)[0]
+                changes.append((start, wkey, False, ts if ts > newest else newest,
+                                aggregator(key, value, deserialize(stored[8:]))))
+        serialize, put = self.value_serde.serialize, self.windows.put
         encoded = [serialize(change[4]) for change in changes]
+        emit, size = not self.final, window.size
         for (start, wkey, new, newest, aggregate), raw in zip(changes, encoded, strict=True):
             put(wkey, newest, raw)
             if new:
                 self._created(start, wkey)
-            if not self.final:
-                out.append(Record(Windowed(r.key, start, start + size), aggregate, newest, r.headers, r.origin))
+            if emit:
+                out.append(Record(Windowed(key, start, start + size), aggregate, newest, r.headers, r.origin))
         return True

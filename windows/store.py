@@ -44,8 +44,18 @@ NO_TIME = -(1 << 62)
 
 
 def encode_time(t: int) -> bytes:
+    """A time as 8 sortable bytes; times beyond the 64-bit range are clamped (for open scan bounds)."""
     shifted = t + _OFFSET
     return _TIME.pack(0 if shifted < 0 else _TIME_MAX if shifted > _TIME_MAX else shifted)
+
+
+def pack_time(t: int) -> bytes:
+    """encode_time for a record's own times, which Kafka already limits to 64 bits."""
+    return _TIME.pack(t + _OFFSET)
+
+
+unpack_newest = _NEWEST.unpack_from
+"""The newest record timestamp at the head of a stored window value."""
 
 
 def decode_time(data: bytes, offset: int = 0) -> int:
