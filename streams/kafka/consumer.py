@@ -68,11 +68,35 @@ class KafkaConsumer:
         return all_from_aiokafka(self._consumer.assignment())
 
     async def poll(self, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[RawRecord]]:
-        """Fetched records per partition; raises what the rebalance listener raised since the last poll."""
+        """Fetched records per partition; raises what the rebalance listener raised since the last poll.
+
+        getmany parses fetched records into one object each, so the collector is
+        held off while it does (streams/gcpause.py).  A pause must not span a
+        wait, and getmany parses right after waiting for a fetch; so a poll that
+        finds nothing fetched yet waits for a single record, then takes the rest
+        with a zero timeout, which returns at once except during a rebalance.
+        """
         if self._listener is not None:
             self._listener.raise_failure()
-        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-        return to_raw_batches(batches)
+        batches = await self._fetched(max_records)
+        if batches is None:
+            return to_raw_batches(await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records))
+        if batches or max_records == 1:
+            return to_raw_batches(batches)
+        first = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=1)
+        if not first:
+            return {}
+        rest = await self._fetched(None if max_records is None else max_records - 1)
+        for tp, messages in (rest or {}).items():
+            first.setdefault(tp, []).extend(messages)
+        return to_raw_batches(first)
+
+    async def _fetched(self, max_records: int | None) -> dict[Any, list[aiokafka.ConsumerRecord]] | None:
+        """Records fetched already, parsed with the collector paused; None during a rebalance."""
+        if self._consumer._subscription.reassignment_in_progress:
+            return None
+        with gc_paused():
+            return await self._consumer.getmany(timeout_ms=0, max_records=max_records)
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit the next offset to read for each partition."""
