@@ -45,6 +45,10 @@ async def test_tumbling_final_results_over_two_partitions(brokers, tmp_path):
         got = await read_topic(brokers, out, expected=8)
         await wait_for(lambda: worker.metrics.get("late_records") == 4)
         assert await read_topic(brokers, out, idle=1.0) == got  # one result per window, no more
+        changelog = f"{app.app_id}-counts-changelog"
+        config = (await worker.admin.describe_topics([changelog]))[changelog].config
+    assert set(config["cleanup.policy"].split(",")) == {"compact", "delete"}
+    assert int(config["retention.ms"]) >= 12_000
     assert sorted(results(got)) == sorted([(u, 0, 10_000, 4) for u in users] + [(u, 10_000, 20_000, 3) for u in users])
     assert {r.timestamp - BASE for r in got} == {9_500, 15_000}
 
