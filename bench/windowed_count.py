@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams import App
@@ -82,6 +82,23 @@ def events(records: int, keys: int, out_of_order: float, seed: int = 7) -> Itera
             ts -= rng.randint(1, 20_000)
         value = {"id": i, "user": user, "amount": (i * 7919) % 100_000 / 100, "page": f"/item/{i % 977}"}
         yield f"user-{user:07d}".encode(), orjson.dumps(value), ts
+
+
+async def records_in(brokers: str, topic: str) -> int:
+    """How many records a topic holds (the sum of its partitions' end offsets)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=brokers)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=brokers)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
 
 
 async def admin_call(brokers: str, action: str, names: dict[str, int] | list[str]) -> None:
@@ -200,10 +217,10 @@ def main() -> None:
     if args.side:
         print(json.dumps(asyncio.run(run_side(args))), flush=True)
         return
-    topic, output = unique("events"), unique("windowed-counts")
-    topics = [topic, output]
+    topic = unique("events")
+    topics = [topic]
     try:
-        asyncio.run(admin_call(args.brokers, "create", {topic: args.partitions, output: args.partitions}))
+        asyncio.run(admin_call(args.brokers, "create", {topic: args.partitions}))
         started = time.perf_counter()
         produced = asyncio.run(produce(args.brokers, topic, args.partitions,
                                        events(args.records, args.keys, args.out_of_order)))
@@ -212,12 +229,18 @@ def main() -> None:
         reports: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
         for round_ in range(args.rounds):
             for side in SIDES if round_ % 2 == 0 else SIDES[::-1]:
+                output = unique("windowed-counts") if side == "windowed" else ""
+                if output:
+                    topics.append(output)
+                    asyncio.run(admin_call(args.brokers, "create", {output: args.partitions}))
                 report = child(side, args, topic, output)
+                results = asyncio.run(records_in(args.brokers, output)) if output else 0
                 topics.extend(f"{report['group']}-{suffix}" for suffix in ("counts-changelog", "dlq"))
                 reports[side].append(report)
                 print(f"  {side:9} {report['rate']:>9,.0f} records/s  {report['end'] - report['first']:6.1f}s  "
                       f"peak RSS {report['peak_rss_mib']:,.0f} MiB  late {report['late_records']:,}"
-                      + (f"  windows in store {report['windows_in_store']:,}" if side == "windowed" else ""),
+                      + (f"  windows in store {report['windows_in_store']:,}  results written {results:,}"
+                         if side == "windowed" else ""),
                       flush=True)
     finally:
         asyncio.run(admin_call(args.brokers, "delete", topics))
@@ -227,6 +250,7 @@ def main() -> None:
     print(f"  windowed count: {rate['windowed']:>9,.0f} records/s, peak RSS {rss['windowed']:,.0f} MiB")
     print(f"  plain count:    {rate['count']:>9,.0f} records/s, peak RSS {rss['count']:,.0f} MiB")
     print(f"  ratio windowed/plain: {rate['windowed'] / rate['count']:.2f}")
+
 
 if __name__ == "__main__":
     main()
