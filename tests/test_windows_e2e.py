@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -14,6 +18,7 @@ from windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedSerde
 
 # Event times near now: the broker deletes records older than its retention (7 days) within seconds.
 # A multiple of every window size used here.
+REPO = Path(__file__).resolve().parent.parent
 BASE = time.time_ns() // 1_000_000 // 600_000 * 600_000 - 600_000
 W = WindowedSerde("str")
 
@@ -148,3 +153,15 @@ async def test_open_windows_and_stream_time_survive_a_restart(brokers, tmp_path,
     assert sorted(results(everything[2:])) == [("a", 10_000, 20_000, 3), ("b", 10_000, 20_000, 1)]
     if wipe:
         assert any(r.restored for r in worker.restore_results)
+
+
+def test_windowed_counts_example_runs_against_the_broker(brokers):
+    env = {**os.environ, "STREAMS_BROKERS": brokers}
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "windowed_counts.py")], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("401 views over 20 minutes; 2 late drops")
+    assert "views per page and minute (final results):" in lines
+    sessions = lines[lines.index("sessions per user:") + 1:]
+    assert len(sessions) == 4 and all(s.count("views") == 2 for s in sessions)  # two sessions per user
