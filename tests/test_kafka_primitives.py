@@ -15,6 +15,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from conftest import create_topics, unique_name
 
+# Recent event times: the broker's retention deletes records older than a week within seconds.
+BASE = int(time.time() * 1000) - 3_600_000
+
 
 async def consume_until(consumer: AIOKafkaConsumer, count: int, timeout_s: float = 15.0) -> list[ConsumerRecord]:
     """Poll until `count` records arrived or the deadline passed."""
@@ -53,10 +56,10 @@ async def test_produce_consume_keys_headers_timestamps(brokers, topic_name):
     try:
         sent = [
             await producer.send_and_wait(
-                topic_name, key=b"k1", value=b"v1", timestamp_ms=1_000, headers=[("h", b"1"), ("h", b"2")]
+                topic_name, key=b"k1", value=b"v1", timestamp_ms=BASE + 1_000, headers=[("h", b"1"), ("h", b"2")]
             ),
-            await producer.send_and_wait(topic_name, key=None, value=b"v2", timestamp_ms=2_000),
-            await producer.send_and_wait(topic_name, key=b"k3", value=None, timestamp_ms=3_000),
+            await producer.send_and_wait(topic_name, key=None, value=b"v2", timestamp_ms=BASE + 2_000),
+            await producer.send_and_wait(topic_name, key=b"k3", value=None, timestamp_ms=BASE + 3_000),
         ]
     finally:
         await producer.stop()
@@ -69,9 +72,9 @@ async def test_produce_consume_keys_headers_timestamps(brokers, topic_name):
     finally:
         await consumer.stop()
     assert [(r.key, r.value, r.timestamp) for r in records] == [
-        (b"k1", b"v1", 1_000),
-        (None, b"v2", 2_000),
-        (b"k3", None, 3_000),
+        (b"k1", b"v1", BASE + 1_000),
+        (None, b"v2", BASE + 2_000),
+        (b"k3", None, BASE + 3_000),
     ]
     assert list(records[0].headers) == [("h", b"1"), ("h", b"2")]
     assert list(records[1].headers) == []
@@ -145,22 +148,22 @@ async def test_offsets_for_times(brokers, topic_name):
     await producer.start()
     try:
         for ts in (1_000, 2_000, 3_000):
-            await producer.send_and_wait(topic_name, value=b"x", timestamp_ms=ts)
+            await producer.send_and_wait(topic_name, value=b"x", timestamp_ms=BASE + ts)
     finally:
         await producer.stop()
 
     consumer = consumer_for(brokers)
     await consumer.start()
     try:
-        exact = await consumer.offsets_for_times({tp: 2_000})
-        between = await consumer.offsets_for_times({tp: 1_500})
-        after = await consumer.offsets_for_times({tp: 5_000})
+        exact = await consumer.offsets_for_times({tp: BASE + 2_000})
+        between = await consumer.offsets_for_times({tp: BASE + 1_500})
+        after = await consumer.offsets_for_times({tp: BASE + 5_000})
         assert await consumer.beginning_offsets([tp]) == {tp: 0}
         assert await consumer.end_offsets([tp]) == {tp: 3}
     finally:
         await consumer.stop()
-    assert (exact[tp].offset, exact[tp].timestamp) == (1, 2_000)
-    assert (between[tp].offset, between[tp].timestamp) == (1, 2_000)
+    assert (exact[tp].offset, exact[tp].timestamp) == (1, BASE + 2_000)
+    assert (between[tp].offset, between[tp].timestamp) == (1, BASE + 2_000)
     assert after[tp] is None
 
 

@@ -22,6 +22,9 @@ from streams.transport import (
 
 FAST_GROUP = {"heartbeat_interval_ms": 300}
 
+# Recent event times: the broker's retention deletes records older than a week within seconds.
+BASE = int(time.time() * 1000) - 3_600_000
+
 
 @pytest.fixture
 def transport(brokers) -> KafkaTransport:
@@ -77,7 +80,7 @@ def out(topic: str, partition: int, value: bytes, **fields) -> OutRecord:
 async def test_send_many_across_partitions_then_consume(transport, admin, topic_name):
     await admin.create_topics([TopicSpec(topic_name, 3)])
     records = [
-        out(topic_name, i % 3, f"v{i}".encode(), key=f"k{i}".encode(), timestamp=1_000 + i, headers=(("n", b"%d" % i),))
+        out(topic_name, i % 3, f"v{i}".encode(), key=f"k{i}".encode(), timestamp=BASE + i, headers=(("n", b"%d" % i),))
         for i in range(30)
     ]
     producer = transport.producer()
@@ -436,17 +439,17 @@ async def test_list_offsets_earliest_latest_and_by_timestamp(transport, admin, t
     producer = transport.producer()
     await producer.start()
     try:
-        await producer.send_many(out(topic_name, 0, b"x", timestamp=ts) for ts in (1_000, 2_000, 3_000))
-        await producer.send_many([out(topic_name, 1, b"y", timestamp=500)])
+        await producer.send_many(out(topic_name, 0, b"x", timestamp=BASE + ts) for ts in (1_000, 2_000, 3_000))
+        await producer.send_many([out(topic_name, 1, b"y", timestamp=BASE + 500)])
         await producer.flush()
     finally:
         await producer.stop()
     assert await admin.list_offsets([p0, p1], "earliest") == {p0: 0, p1: 0}
     assert await admin.list_offsets([p0, p1], "latest") == {p0: 3, p1: 1}
-    assert await admin.list_offsets([p0, p1], 1_500) == {p0: 1, p1: 1}
-    assert await admin.list_offsets([p0, p1], 2_000) == {p0: 1, p1: 1}
-    assert await admin.list_offsets([p0, p1], 0) == {p0: 0, p1: 0}
-    assert await admin.list_offsets([p0], 10_000) == {p0: 3}
+    assert await admin.list_offsets([p0, p1], BASE + 1_500) == {p0: 1, p1: 1}
+    assert await admin.list_offsets([p0, p1], BASE + 2_000) == {p0: 1, p1: 1}
+    assert await admin.list_offsets([p0, p1], BASE) == {p0: 0, p1: 0}
+    assert await admin.list_offsets([p0], BASE + 10_000) == {p0: 3}
     assert await admin.list_offsets([], "latest") == {}
     with pytest.raises(ValueError):
         await admin.list_offsets([p0], "newest")
