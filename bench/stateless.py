@@ -94,7 +94,10 @@ def main() -> None:
         print(f"  {side:18} median {medians[side]:>10,.0f} records/s  ({rates_line(runs)})")
     if len(medians) == 2:
         raw, framework = (medians[side] for side in SIDES)
+        raw_cpu, framework_cpu = (median(r.report["cpu_seconds"] for r in results[side]) for side in SIDES)
         print(f"  ratio streams/raw: {framework / raw:.2f}  (goal >= 0.80)")
+        print(f"  process CPU seconds, median: raw {raw_cpu:.2f}, streams {framework_cpu:.2f} "
+              f"(raw/streams {raw_cpu / framework_cpu:.2f}; whole process, start-up included)")
 
 
 if __name__ == "__main__":
