@@ -25,6 +25,25 @@ class Source(Processor):
         self.timestamp_extractor = timestamp_extractor
 
     def process_raw(self, raws: list[RawRecord]) -> None:
+        if self.timestamp_extractor is not None:
+            self.forward(self._read_extracting(raws))
+            return
+        deserialize_key = self.key_serde.deserialize
+        deserialize_value = self.value_serde.deserialize
+        out: list[Record] = []
+        append = out.append
+        for raw in raws:
+            try:
+                key = deserialize_key(raw.key)
+                value = deserialize_value(raw.value)
+            except Exception as exc:
+                self._unreadable(raw, exc)
+                continue
+            append(Record(key, value, raw.timestamp, raw.headers, raw))
+        self.forward(out)
+
+    def _read_extracting(self, raws: list[RawRecord]) -> list[Record]:
+        """process_raw's loop with the timestamp taken from the extractor."""
         deserialize_key = self.key_serde.deserialize
         deserialize_value = self.value_serde.deserialize
         extract = self.timestamp_extractor
@@ -33,12 +52,15 @@ class Source(Processor):
             try:
                 key = deserialize_key(raw.key)
                 value = deserialize_value(raw.value)
-                timestamp = raw.timestamp if extract is None else int(extract(key, value, raw))
+                timestamp = int(extract(key, value, raw))
             except Exception as exc:
-                self.context.report_error(Record(None, None, raw.timestamp, raw.headers, raw), exc, self.name)
+                self._unreadable(raw, exc)
                 continue
             out.append(Record(key, value, timestamp, raw.headers, raw))
-        self.forward(out)
+        return out
+
+    def _unreadable(self, raw: RawRecord, exc: Exception) -> None:
+        self.context.report_error(Record(None, None, raw.timestamp, raw.headers, raw), exc, self.name)
 
     def process(self, batch: list[Record]) -> None:
         self.forward(batch)

@@ -32,11 +32,13 @@ class Filter(Processor):
         self.keep = keep
 
     def process(self, batch: list[Record]) -> None:
-        predicate, keep, out = self.predicate, self.keep, []
+        predicate, keep = self.predicate, self.keep
+        out: list[Record] = []
+        append = out.append
         for r in batch:
             try:
                 if bool(predicate(r.key, r.value)) is keep:
-                    out.append(r)
+                    append(r)
             except Exception as exc:
                 self.context.report_error(r, exc, self.name)
         self.forward(out)
@@ -67,14 +69,16 @@ class MapValues(Processor):
         self.with_key = with_key
 
     def process(self, batch: list[Record]) -> None:
-        fn, out = self.fn, []
+        fn, with_key = self.fn, self.with_key
+        out: list[Record] = []
+        append = out.append
         for r in batch:
             try:
-                value = fn(r.key, r.value) if self.with_key else fn(r.value)
+                value = fn(r.key, r.value) if with_key else fn(r.value)
             except Exception as exc:
                 self.context.report_error(r, exc, self.name)
                 continue
-            out.append(Record(r.key, value, r.timestamp, r.headers, r.origin))
+            append(Record(r.key, value, r.timestamp, r.headers, r.origin))
         self.forward(out)
 
 

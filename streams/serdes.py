@@ -56,14 +56,14 @@ class JsonSerde:
     serialize() returns a copy of orjson's output: orjson builds its result in
     a buffer of a few kilobytes and shrinks it in place, and with glibc's malloc
     each such result that stays alive keeps about 4 KiB resident.  Stores keep
-    serialized values until the next commit, so 100k cached counts held 400 MiB;
-    a copy of the exact size costs about 50 ns.
+    serialized values until the next commit, so 100k cached counts held 400 MiB.
+    b"%b" % data is the cheapest exact-size copy (about 45 ns).
     """
 
     name = "json"
 
     def serialize(self, obj: Any) -> bytes | None:
-        return None if obj is None else bytes(memoryview(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)))
+        return None if obj is None else b"%b" % orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
 
     def deserialize(self, data: bytes | None) -> Any:
         return None if data is None else orjson.loads(data)
