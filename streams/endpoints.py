@@ -28,6 +28,18 @@ class Source(Processor):
         if self.timestamp_extractor is not None:
             self.forward(self._read_extracting(raws))
             return
+        keys_of = getattr(self.key_serde, "deserialize_many", None)
+        values_of = getattr(self.value_serde, "deserialize_many", None)
+        if keys_of is not None and values_of is not None:
+            try:
+                keys = keys_of([raw.key for raw in raws])
+                values = values_of([raw.value for raw in raws])
+            except Exception:
+                pass  # some record cannot be read: the loop below singles it out
+            else:
+                self.forward([Record(key, value, raw.timestamp, raw.headers, raw)
+                              for key, value, raw in zip(keys, values, raws, strict=True)])
+                return
         deserialize_key = self.key_serde.deserialize
         deserialize_value = self.value_serde.deserialize
         out: list[Record] = []

@@ -118,8 +118,24 @@ class Task:
             place = partitioner
         else:
             place, hashes = self._partitioner, self._partitioner.hashes
+        new = tuple.__new__
+        keys_of = getattr(key_serde, "serialize_many", None)
+        values_of = getattr(value_serde, "serialize_many", None)
+        if keys_of is not None and values_of is not None:
+            try:
+                keys = keys_of([r.key for r in records])
+                values = values_of([r.value for r in records])
+            except Exception:
+                pass  # some record cannot be written: the loop below singles it out
+            else:
+                known = hashes.get
+                self.output.extend([
+                    new(OutRecord, (topic, place(key, partitions) if (h := known(key)) is None else h % partitions,
+                                    key, value, r.timestamp, r.headers))
+                    for key, value, r in zip(keys, values, records, strict=True)])
+                return
         serialize_key, serialize_value = key_serde.serialize, value_serde.serialize
-        append, new = self.output.append, tuple.__new__
+        append = self.output.append
         for r in records:
             try:
                 key = serialize_key(r.key)
