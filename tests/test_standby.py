@@ -21,13 +21,15 @@ async def takeover_restored(brokers: str, tmp_path, standbys: int) -> tuple[int,
     """Run two workers, stop one, and return how many records the survivor restored to take over."""
     src, app_id = unique_name("events"), unique_name("standby")
     await create_topics(brokers, {src: 4})
-    await produce(brokers, src, [(f"key-{i % 500}", i) for i in range(3000)])
     apps = [count_app(brokers, app_id, src, tmp_path / name, standbys) for name in ("a", "b")]
     workers = [Worker(app) for app in apps]
     runners = [asyncio.create_task(w.run()) for w in workers]
     first, second = workers
     try:
         await wait_for(lambda: len(first.tasks) == 2 and len(second.tasks) == 2, timeout=40)
+        # Produced only once the tasks are split: a worker that ran all four tasks before the other
+        # joined would hold current state for the tasks it later takes back, and restore nothing.
+        await produce(brokers, src, [(f"key-{i % 500}", i) for i in range(3000)])
 
         def total() -> int:
             return sum(n for app in apps for _, n in app.store("counts").items())
