@@ -17,6 +17,7 @@ import orjson
 from streams.runtime.worker import Worker
 from streams.transport import OutRecord, TopicPartition, TopicSpec
 from tests.process_helpers import REPO
+from tests.transport_helpers import read_all, run_until
 
 
 def load(name: str, brokers: str, state_dir):
@@ -40,30 +41,7 @@ async def setup(transport, topics: dict[str, int], records: list[OutRecord]) -> 
 
 
 async def read(transport, topic: str, partitions: int) -> list[tuple[str, object]]:
-    consumer = transport.consumer(None)
-    await consumer.start()
-    out = []
-    for p in range(partitions):
-        tp = TopicPartition(topic, p)
-        end = (await consumer.end_offsets([tp]))[tp]
-        consumer.assign([tp])
-        consumer.seek(tp, 0)
-        while await consumer.position(tp) < end:
-            out.extend((r.key.decode(), orjson.loads(r.value)) for r in (await consumer.poll(200)).get(tp, []))
-    await consumer.stop()
-    return out
-
-
-async def run_until(app, condition, timeout: float = 20) -> None:
-    worker = Worker(app)
-    runner = asyncio.create_task(worker.run())
-    try:
-        async with asyncio.timeout(timeout):
-            while not (worker.tasks and condition()):
-                await asyncio.sleep(0.05)
-    finally:
-        worker.stop()
-        await runner
+    return [(key.decode(), orjson.loads(value)) for key, value in await read_all(transport, topic, partitions)]
 
 
 def json_record(topic: str, key: str, value: object) -> OutRecord:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from streams import App
 from streams.embedded import close_broker
 from streams.replay import ReplayTarget, replay
-from streams.runtime.worker import Worker
-from streams.transport import OutRecord, TopicPartition, TopicSpec
+from streams.transport import OutRecord, TopicSpec
+from tests.transport_helpers import read_all, run_until
 
 
 def counting_app(brokers: str, state_dir) -> App:
@@ -23,32 +21,6 @@ def test_topology_driver_fixture_is_one_line(topology_driver, tmp_path):
     driver.pipe_input("clicks", "c2", {"user": "ada"})
     assert driver.read_key_values("counts") == [("ada", 1), ("ada", 2)]
     assert driver.store("counts").get("ada") == 2
-
-
-async def run_until(app: App, condition, timeout: float = 20) -> None:
-    worker = Worker(app)
-    runner = asyncio.create_task(worker.run())
-    try:
-        async with asyncio.timeout(timeout):
-            while not (worker.tasks and condition()):
-                await asyncio.sleep(0.05)
-    finally:
-        worker.stop()
-        await runner
-
-
-async def read_all(transport, topic: str) -> list[tuple[bytes, bytes]]:
-    consumer = transport.consumer(None)
-    await consumer.start()
-    tp = TopicPartition(topic, 0)
-    end = (await consumer.end_offsets([tp]))[tp]
-    consumer.assign([tp])
-    consumer.seek(tp, 0)
-    records = []
-    while await consumer.position(tp) < end:
-        records.extend((r.key, r.value) for r in (await consumer.poll(200)).get(tp, []))
-    await consumer.stop()
-    return records
 
 
 async def test_embedded_fixture_runs_an_app(embedded_brokers, tmp_path):
