@@ -14,6 +14,7 @@ from streams import App, TopologyError
 from streams.joins import JoinWindows
 from tests.conftest import create_topics, unique_name
 from tests.kafka_helpers import FAST_GROUP, decoded, produce, read_topic, running, wait_for
+from tests.transport_helpers import read_all
 
 MINUTE = 60_000
 COMPACT = {"cleanup.policy": "compact"}
@@ -170,13 +171,12 @@ async def test_join_state_survives_a_restart_and_a_wiped_state_dir(brokers, tmp_
     assert sorted(decoded(tt)) == [("a", [1, 10]), ("c", [3, 30])]
 
 
-async def test_embedded_broker_runs_joins(tmp_path):
+async def test_embedded_broker_runs_joins(embedded_brokers, tmp_path):
     """The same worker code on the in-memory broker: a global table and a windowed join."""
     from streams.runtime.worker import Worker
     from streams.transport import OutRecord, TopicSpec
 
-    app = App(unique_name("emb"), brokers=f"memory://{unique_name('joins')}", state_dir=tmp_path,
-              commit_interval=0.1)
+    app = App(unique_name("emb"), brokers=embedded_brokers, state_dir=tmp_path, commit_interval=0.1)
     products = app.global_table("products", name="products")
     orders = app.stream("orders")
     orders.join(products, lambda key, o: o, pair).to("priced")
@@ -201,17 +201,11 @@ async def test_embedded_broker_runs_joins(tmp_path):
     finally:
         worker.stop()
         await runner
-    consumer = transport.consumer(None)
-    await consumer.start()
-    from streams.transport import TopicPartition
-
-    consumer.assign([TopicPartition("priced", 0), TopicPartition("matched", 0)])
-    await consumer.seek_to_committed_or_reset([TopicPartition("priced", 0), TopicPartition("matched", 0)])
-    got = await consumer.poll(500)
-    await consumer.stop()
+    priced = await read_all(transport, "priced")
+    matched = await read_all(transport, "matched")
     await admin.stop()
-    assert [(r.key, r.value) for r in got[TopicPartition("priced", 0)]] == [(b"k", b'["p1",3]')]
-    assert [(r.key, r.value) for r in got[TopicPartition("matched", 0)]] == [(b"k", b'["p1","paid"]')]
+    assert priced == [(b"k", b'["p1",3]')]
+    assert matched == [(b"k", b'["p1","paid"]')]
 
 
 async def test_a_backlog_read_in_small_polls_joins_in_timestamp_order(brokers, tmp_path):
