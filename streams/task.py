@@ -217,8 +217,9 @@ class Task:
     def changelog_output(self) -> list[OutRecord]:
         """Pending store changes as changelog records (step 1 of the commit protocol)."""
         out: list[OutRecord] = []
-        for store in self.stores.values():
-            out.extend(store.changelog_records(self.partition))
+        with gc_paused():  # one record per changed key: see streams/gcpause.py
+            for store in self.stores.values():
+                out.extend(store.changelog_records(self.partition))
         return out
 
     def checkpoint_stores(self, written: Mapping[TopicPartition, int]) -> None:
