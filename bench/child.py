@@ -228,6 +228,15 @@ SIDES: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
 }
 
 
+def vm_hwm_kib() -> int:
+    """This process's peak resident set, as /proc reports it."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if not args.profile:
@@ -237,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         report = profiler.runcall(asyncio.run, SIDES[args.side](args))
         profiler.dump_stats(args.profile)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    report.update(cpu_seconds=usage.ru_utime + usage.ru_stime, minor_faults=usage.ru_minflt)
+    report.update(cpu_seconds=usage.ru_utime + usage.ru_stime, minor_faults=usage.ru_minflt, vm_hwm_kib=vm_hwm_kib())
     print(json.dumps(report), flush=True)
 
 

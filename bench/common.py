@@ -1,8 +1,8 @@
 """What every benchmark needs: topics, fast input production, child processes and medians.
 
 Each measured side runs in its own child process, so that one side's garbage,
-caches and event loop never slow the other down, and so that the kernel's
-accounting of the child gives its peak RSS.
+caches and event loop never slow the other down, and so that its peak RSS is
+its own (the child reports VmHWM from /proc/self/status as it ends).
 """
 
 from __future__ import annotations
@@ -133,15 +133,16 @@ def run_child(side: str, args: Sequence[str], timeout_s: float = 1800) -> ChildR
         stdout = process.stdout.read()
     finally:
         watchdog.cancel()
-    # Reap the child here rather than through Popen, to get its resource usage.
-    _pid, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
+    process.wait()
     if process.returncode != 0:
         raise RuntimeError(f"benchmark child {side} failed with exit code {process.returncode}")
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError(f"benchmark child {side} printed no report")
-    return ChildResult(side, json.loads(lines[-1]), usage.ru_maxrss * 1024)
+    report = json.loads(lines[-1])
+    # The child's own VmHWM: getrusage's ru_maxrss for a child also counts the pages
+    # it shared with this (much larger) process between fork and exec.
+    return ChildResult(side, report, report["vm_hwm_kib"] * 1024)
 
 
 def median(values: Iterable[float]) -> float:
