@@ -58,6 +58,7 @@ class ConsumptionProbe:
 
     def __init__(self, consumer: Any, expected: int) -> None:
         self.first: float | None = None
+        self.first_cpu = 0.0
         self.consumed = 0
         self.expected = expected
         self.all_consumed = asyncio.Event()
@@ -68,7 +69,7 @@ class ConsumptionProbe:
         batches = await self._poll(timeout_ms, max_records)
         if batches:
             if self.first is None:
-                self.first = time.time()
+                self.first, self.first_cpu = time.time(), time.process_time()
             self.consumed += sum(len(records) for records in batches.values())
             if self.consumed >= self.expected:
                 self.all_consumed.set()
@@ -89,9 +90,9 @@ async def run_worker(app: App, records: int) -> dict[str, Any]:
         await loop
         async with worker._lock:  # the worker's own final commit, without leaving the group yet
             await worker._commit()
-        end = time.time()
+        end, end_cpu = time.time(), time.process_time()
         stored = sum(store.approximate_count() for task in worker.tasks.values() for store in task.stores.values())
-        report = {"first": probe.first, "end": end, "records": probe.consumed,
+        report = {"first": probe.first, "end": end, "records": probe.consumed, "cpu": end_cpu - probe.first_cpu,
                   "commits": worker.commit_stats.commits, "stored_keys_estimate": stored}
     finally:
         await worker.shutdown(commit=False)
@@ -122,15 +123,15 @@ async def streams_restore(args: argparse.Namespace) -> dict[str, Any]:
     await consumer.start()
     stores = [TaskStore(spec, p, Path(args.state_dir) / f"0_{p}" / COUNT_STORE) for p in range(args.partitions)]
     try:
-        first = time.time()
+        first, first_cpu = time.time(), time.process_time()
         results = [await restore_store(store, consumer) for store in stores]
-        end = time.time()
+        end, end_cpu = time.time(), time.process_time()
     finally:
         for store in stores:
             store.close()
         await consumer.stop()
     restored = sum(r.restored for r in results if r is not None)
-    return {"first": first, "end": end, "records": restored}
+    return {"first": first, "end": end, "records": restored, "cpu": end_cpu - first_cpu}
 
 
 # -- plain aiokafka
@@ -149,6 +150,7 @@ async def raw_stateless(args: argparse.Namespace) -> dict[str, Any]:
     await consumer.start()
     loads, dumps, output = orjson.loads, orjson.dumps, args.output
     first: float | None = None
+    first_cpu = 0.0
     consumed = 0
     offsets: dict[Any, int] = {}
     deliveries: list[Awaitable[Any]] = []
@@ -157,7 +159,7 @@ async def raw_stateless(args: argparse.Namespace) -> dict[str, Any]:
         while consumed < args.records:
             batches = await consumer.getmany(timeout_ms=100, max_records=POLL_RECORDS)
             if batches and first is None:
-                first = time.time()
+                first, first_cpu = time.time(), time.process_time()
             for tp, messages in batches.items():
                 batch = producer.create_batch()
                 for m in messages:
@@ -182,11 +184,11 @@ async def raw_stateless(args: argparse.Namespace) -> dict[str, Any]:
                 await consumer.commit(offsets)
         await asyncio.gather(*deliveries)
         await consumer.commit(offsets)
-        end = time.time()
+        end, end_cpu = time.time(), time.process_time()
     finally:
         await consumer.stop()
         await producer.stop()
-    return {"first": first, "end": end, "records": consumed}
+    return {"first": first, "end": end, "records": consumed, "cpu": end_cpu - first_cpu}
 
 
 async def raw_read(args: argparse.Namespace) -> dict[str, Any]:
@@ -199,7 +201,7 @@ async def raw_read(args: argparse.Namespace) -> dict[str, Any]:
     try:
         tps = [TopicPartition(args.input, p) for p in range(args.partitions)]
         consumer.assign(tps)
-        first = time.time()
+        first, first_cpu = time.time(), time.process_time()
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         remaining = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
@@ -213,10 +215,10 @@ async def raw_read(args: argparse.Namespace) -> dict[str, Any]:
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
-        end = time.time()
+        end, end_cpu = time.time(), time.process_time()
     finally:
         await consumer.stop()
-    return {"first": first, "end": end, "records": consumed}
+    return {"first": first, "end": end, "records": consumed, "cpu": end_cpu - first_cpu}
 
 
 SIDES: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {

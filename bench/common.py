@@ -121,6 +121,12 @@ class ChildResult:
     def rate(self) -> float:
         return self.report["records"] / self.seconds
 
+    @property
+    def cpu_rate(self) -> float:
+        """Records per second of this process's CPU time over the same span: steadier than
+        wall-clock rates on a shared machine, and blind to time spent waiting for the broker."""
+        return self.report["records"] / self.report["cpu"]
+
 
 def run_child(side: str, args: Sequence[str], timeout_s: float = 1800) -> ChildResult:
     """Run `python -m bench.child <side> ...`; its last stdout line starting with { is its JSON report."""

@@ -78,8 +78,8 @@ def restore_part(args: argparse.Namespace, topics: list[str]) -> dict[str, list[
             result = run_child(side, ["--brokers", args.brokers, "--input", changelog, "--records", str(args.records),
                                       "--partitions", str(args.partitions), "--state-dir", state_dir, *extra])
         print(f"  {side:18} {result.rate:>10,.0f} records/s  ({result.report['records']:,} records in "
-              f"{result.seconds:.2f}s, peak RSS {mib(result.max_rss_bytes)}, "
-              f"process CPU {result.report['cpu_seconds']:.1f}s)", flush=True)
+              f"{result.seconds:.2f}s; {result.cpu_rate:,.0f} records per CPU second; "
+              f"peak RSS {mib(result.max_rss_bytes)})", flush=True)
         return result
 
     return alternate(RESTORE_SIDES, args.rounds, run)
@@ -94,6 +94,9 @@ def report(args: argparse.Namespace, counts: dict[str, list[ChildResult]] | None
         print(f"  (a) count:     median {count:>10,.0f} records/s  ({rates_line(counts['streams-count'])})")
         print(f"      stateless: median {stateless:>10,.0f} records/s  ({rates_line(counts['streams-stateless'])})")
         print(f"      ratio count/stateless: {count / stateless:.2f}")
+        cpu = {side: median(r.cpu_rate for r in counts[side]) for side in COUNT_SIDES}
+        print(f"      records per CPU second, median: count {cpu['streams-count']:,.0f}, "
+              f"stateless {cpu['streams-stateless']:,.0f}")
         print(f"  (c) count worker peak RSS: {mib(rss)} (max over rounds; "
               f"{', '.join(mib(r.max_rss_bytes) for r in counts['streams-count'])})")
     if restores:
@@ -101,6 +104,9 @@ def report(args: argparse.Namespace, counts: dict[str, list[ChildResult]] | None
         print(f"  (b) restore:   median {restore:>10,.0f} records/s  ({rates_line(restores['streams-restore'])})")
         print(f"      raw read:  median {raw:>10,.0f} records/s  ({rates_line(restores['raw-read'])})")
         print(f"      ratio restore/raw read: {restore / raw:.2f}  (goal >= 0.70)")
+        raw_cpu, restore_cpu = (median(r.cpu_rate for r in restores[side]) for side in RESTORE_SIDES)
+        print(f"      records per CPU second, median: raw read {raw_cpu:,.0f}, restore {restore_cpu:,.0f} "
+              f"(ratio {restore_cpu / raw_cpu:.2f})")
 
 
 def main() -> None:
