@@ -46,6 +46,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--state-dir", default="")
     parser.add_argument("--commit-interval", type=float, default=1.0)
+    parser.add_argument("--batch-bytes", type=int, default=0,
+                        help="producer max_batch_size for both the framework and the raw loop (0: the default)")
     parser.add_argument("--profile", default="", help="write a cProfile of the whole run to this file")
     return parser.parse_args(argv)
 
@@ -99,9 +101,14 @@ async def run_worker(app: App, records: int) -> dict[str, Any]:
     return report
 
 
+def producer_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The framework's producer settings, which the raw loop uses too, so that both send alike."""
+    return {"max_batch_size": args.batch_bytes} if args.batch_bytes else {}
+
+
 def make_app(args: argparse.Namespace) -> App:
     return App(args.group, args.brokers, state_dir=args.state_dir or None, commit_interval=args.commit_interval,
-               poll_max_records=POLL_RECORDS)
+               poll_max_records=POLL_RECORDS, producer_config=producer_config(args))
 
 
 async def streams_stateless(args: argparse.Namespace) -> dict[str, Any]:
@@ -145,7 +152,7 @@ async def raw_stateless(args: argparse.Namespace) -> dict[str, Any]:
     """
     consumer = AIOKafkaConsumer(args.input, bootstrap_servers=args.brokers, group_id=args.group,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=args.brokers, **PRODUCER_DEFAULTS)
+    producer = AIOKafkaProducer(bootstrap_servers=args.brokers, **{**PRODUCER_DEFAULTS, **producer_config(args)})
     await producer.start()
     await consumer.start()
     loads, dumps, output = orjson.loads, orjson.dumps, args.output

@@ -38,6 +38,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="runs of each side, alternating")
     parser.add_argument("--sides", default=",".join(SIDES), help="comma-separated subset of " + ", ".join(SIDES))
+    parser.add_argument("--batch-bytes", type=int, default=0,
+                        help="producer max_batch_size, the same on both sides (default: the framework's)")
     parser.add_argument("--brokers", default=BROKERS)
     parser.add_argument("--keep-topics", action="store_true")
     parser.add_argument("--profile-dir", default="", help="write each child's cProfile here (slows both sides)")
@@ -59,6 +61,8 @@ def run_side(side: str, args: argparse.Namespace, topic: str, topics: list[str],
     topics.extend([output, f"{group}-dlq"])
     asyncio.run(create_topics(args.brokers, {output: args.partitions}))
     extra = ["--profile", os.path.join(args.profile_dir, f"{side}-{run}.prof")] if args.profile_dir else []
+    if getattr(args, "batch_bytes", 0):
+        extra += ["--batch-bytes", str(args.batch_bytes)]
     with tempfile.TemporaryDirectory(prefix="bench-state-") as state_dir:
         result = run_child(side, ["--brokers", args.brokers, "--input", topic, "--output", output, "--group", group,
                                   "--records", str(args.records), "--state-dir", state_dir, *extra])
