@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from streams.dsl import Stream
 from streams.joins.global_table import GlobalTable
 from streams.joins.stream_stream import StreamJoinSide
-from streams.joins.stream_table import Discard, GlobalTableJoin, StreamTableJoin
+from streams.joins.stream_table import Discard, StreamTableJoin
 from streams.joins.table_table import KINDS, TableJoinSide, TableMaterialize
 from streams.joins.windows import JoinWindows
 from streams.operators import Passthrough
@@ -83,8 +83,8 @@ def _stream_global(stream: Stream, table: GlobalTable, key_mapper: Callable[[Any
     prefix = f"KSTREAM-GLOBAL-{_WORD[kind]}"
     ks, vs, store_name, left = table.key_serde, table.value_serde, table.store_name, kind == "left"
 
-    def make(node_name: str) -> GlobalTableJoin:
-        return GlobalTableJoin(node_name, store_name, ks, vs, key_mapper, joiner, left)
+    def make(node_name: str) -> StreamTableJoin:
+        return StreamTableJoin(node_name, store_name, ks, vs, joiner, left, key_mapper)
 
     return stream._then(prefix, make, name, value_serde=resolve(value_serde, "json"))
 
