@@ -81,11 +81,11 @@ class KafkaConsumer:
         batches = await self._fetched(max_records)
         if batches is None:
             return to_raw_batches(await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records))
-        if batches or max_records == 1:
+        if batches:
             return to_raw_batches(batches)
         first = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=1)
-        if not first:
-            return {}
+        if not first or max_records == 1:
+            return to_raw_batches(first)
         rest = await self._fetched(None if max_records is None else max_records - 1)
         for tp, messages in (rest or {}).items():
             first.setdefault(tp, []).extend(messages)
