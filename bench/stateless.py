@@ -58,7 +58,7 @@ def prepare_input(args: argparse.Namespace, topics: list[str]) -> str:
 
 def run_side(side: str, args: argparse.Namespace, topic: str, topics: list[str], run: int) -> ChildResult:
     output, group = unique("out"), unique("group")
-    topics.extend([output, f"{group}-dlq"])
+    topics.extend([output, f"{group}-dlq", f"{group}-counts-changelog"])  # the last for bench.stateful's count
     asyncio.run(create_topics(args.brokers, {output: args.partitions}))
     extra = ["--profile", os.path.join(args.profile_dir, f"{side}-{run}.prof")] if args.profile_dir else []
     if getattr(args, "batch_bytes", 0):
