@@ -79,6 +79,7 @@ async def test_two_workers_share_partitions_and_survive_kill_9(brokers, tmp_path
         producing = asyncio.create_task(produce_steadily(brokers, src, produced, total - 400, 50, 0.1))
         await asyncio.sleep(0.5)
         first.signal(signal.SIGKILL)  # mid-stream: records keep arriving for its partitions
+        first.wait(10)
         await producing
         await produce(brokers, src, [(f"k{i}", {"i": i}) for i in range(total - 400, total)])
         records = await wait_for_output(brokers, out, total, timeout=90)
