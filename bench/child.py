@@ -22,14 +22,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.workload import enrich, keep
 from streams import App
-from streams.kafka import KafkaTransport
-from streams.kafka.producer import DEFAULTS as PRODUCER_DEFAULTS
 from streams.runtime.restore import POLL_RECORDS as RESTORE_POLL_RECORDS
 from streams.runtime.restore import restore_store
 from streams.runtime.stores import TaskStore
 from streams.runtime.worker import Worker
 from streams.serdes import resolve
-from streams.topology import StoreSpec
+from streams.state.spec import StoreSpec
+from streams.transport.kafka import KafkaTransport
+from streams.transport.kafka.producer import DEFAULTS as PRODUCER_DEFAULTS
 
 POLL_RECORDS = 10_000
 COUNT_STORE = "counts"

@@ -29,12 +29,12 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from bench.workload import enrich, keep, order
 from streams import App
-from streams.compiler import plan_tasks
-from streams.kafka.consumer import to_raw_batches
-from streams.kafka.producer import DEFAULTS, KafkaProducer
+from streams.compiler.compile import plan_tasks
 from streams.partitioner import KeyPartitioner
 from streams.runtime.stores import TaskStore
-from streams.task import Task
+from streams.task.task import Task
+from streams.transport.kafka.consumer import to_raw_batches
+from streams.transport.kafka.producer import DEFAULTS, KafkaProducer
 
 INPUT, OUTPUT = "orders", "enriched"
 BATCH = 10_000

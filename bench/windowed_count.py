@@ -42,7 +42,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from streams import App
 from streams.partitioner import KeyPartitioner
 from streams.runtime.worker import Worker
-from windows import Tumbling
+from streams.windows import Tumbling
 
 REPO = Path(__file__).resolve().parent.parent
 SIDES = ("windowed", "count")

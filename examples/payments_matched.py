@@ -24,10 +24,10 @@ from datetime import timedelta
 import orjson
 
 from streams import App
-from streams.joins import JoinWindows
 from streams.partitioner import partition_for
 from streams.runtime.worker import Worker
 from streams.transport import OutRecord, TopicPartition, TopicSpec
+from streams.windows import JoinWindows
 
 RUN = uuid.uuid4().hex[:8]
 ORDERS, PAYMENTS, MATCHED = f"orders-{RUN}", f"payments-{RUN}", f"order-payments-{RUN}"

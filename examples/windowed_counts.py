@@ -22,7 +22,7 @@ import orjson
 from streams import App
 from streams.runtime.worker import Worker
 from streams.transport import OutRecord, TopicPartition, TopicSpec
-from windows import Session, Tumbling, WindowedSerde
+from streams.windows import Session, Tumbling, WindowedSerde
 
 RUN = uuid.uuid4().hex[:8]
 VIEWS, PER_MINUTE = f"windowed-views-{RUN}", f"windowed-per-minute-{RUN}"

@@ -1,21 +1,49 @@
-"""streams: stream processing for Python on Apache Kafka."""
+"""streams: stream processing for Python on Apache Kafka.
+
+The public API is what this package, streams.state, streams.windows and
+streams.testing export in their __all__.  Every other module path is internal:
+it may change without notice, and examples and docs never import it
+(docs/architecture.md, enforced by tests/test_public_api.py).
+"""
 
 from streams.app import App
-from streams.dsl import GroupedStream, Stream
+from streams.dsl.global_table import GlobalTable
+from streams.dsl.stream import GroupedStream, Stream
+from streams.dsl.table import Table
+from streams.dsl.windows import WindowedStream, WindowedTable
 from streams.errors import ProcessingError, StreamsError, TopologyError
-from streams.processor import Processor, ProcessorContext
+from streams.processors.api import Processor, ProcessorContext
 from streams.record import Record
-from streams.serdes import Serde
+from streams.serdes import BytesSerde, FloatSerde, IntSerde, JsonSerde, Serde, StrSerde
+from streams.testing import TestDriver
+from streams.windows import Hopping, JoinWindows, Session, Sliding, Tumbling, Windowed, WindowedSerde
 
 __all__ = [
     "App",
+    "BytesSerde",
+    "FloatSerde",
+    "GlobalTable",
     "GroupedStream",
+    "Hopping",
+    "IntSerde",
+    "JoinWindows",
+    "JsonSerde",
     "ProcessingError",
     "Processor",
     "ProcessorContext",
     "Record",
     "Serde",
+    "Session",
+    "Sliding",
     "Stream",
+    "StrSerde",
     "StreamsError",
+    "Table",
+    "TestDriver",
+    "Tumbling",
+    "Windowed",
+    "WindowedSerde",
+    "WindowedStream",
+    "WindowedTable",
     "TopologyError",
 ]

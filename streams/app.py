@@ -8,19 +8,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from streams.agents import AgentProcessor
-from streams.compiler import CompiledTopology, compile_topology
-from streams.describe import describe_mermaid, describe_text
-from streams.dsl import Stream
-from streams.endpoints import Source, TimestampExtractor
-from streams.errors_policy import ErrorPolicy
-from streams.joins.global_table import GLOBAL_KIND, GlobalTable, add_global_table
-from streams.query import StoreView, store_view
+from streams.compiler.compile import CompiledTopology, compile_topology
+from streams.compiler.describe import describe_mermaid, describe_text
+from streams.compiler.topology import Node, TopologyBuilder
+from streams.dsl.global_table import GlobalTable, add_global_table
+from streams.dsl.stream import Stream
+from streams.dsl.table import Table
+from streams.processors.agents import AgentProcessor
+from streams.processors.endpoints import Source, TimestampExtractor
+from streams.processors.stateful import TableSource
 from streams.runtime.scheduler import Schedule, cron, every
 from streams.serdes import SerdeLike, resolve
-from streams.stateful import TableSource
-from streams.table import Table
-from streams.topology import Node, StoreSpec, TopologyBuilder
+from streams.state.global_store import GLOBAL_KIND
+from streams.state.query import StoreView, store_view
+from streams.state.spec import StoreSpec
+from streams.task.errors_policy import ErrorPolicy
 
 GUARANTEES = ("at_least_once", "exactly_once")
 DEFAULT_BROKERS = "127.0.0.1:9092"
@@ -34,7 +36,7 @@ class App:
     """A stream application: one consumer group, one topology, many workers.
 
     brokers: bootstrap servers, or "memory://[NAME]" / "local://PATH" for the embedded broker
-        (streams.embedded); the STREAMS_BROKERS environment variable overrides it.
+        (streams.transport.embedded); the STREAMS_BROKERS environment variable overrides it.
     commit_interval: seconds between commits (default 1.0, or 0.1 under exactly-once).
     on_error: "dlq" (default), "skip" or "fail" for records that cannot be processed.
     producer_config / consumer_config: passed through to the Kafka clients.
@@ -179,13 +181,13 @@ class App:
 
     def transport(self) -> Any:
         """Kafka, or the in-process broker for brokers="memory://[NAME]" or "local://PATH"."""
-        from streams.embedded.registry import is_embedded
+        from streams.transport.embedded.registry import is_embedded
 
         if is_embedded(self.brokers):
-            from streams.embedded import EmbeddedTransport
+            from streams.transport.embedded import EmbeddedTransport
 
             return EmbeddedTransport(self.brokers)
-        from streams.kafka import KafkaTransport
+        from streams.transport.kafka import KafkaTransport
 
         return KafkaTransport(self.brokers)
 

@@ -77,7 +77,7 @@ def _replay_command(app: App, args: argparse.Namespace) -> int:
     import asyncio
 
     from streams.errors import StreamsError
-    from streams.replay import ReplayTarget, rebuild, replay
+    from streams.runtime.replay import ReplayTarget, rebuild, replay
 
     try:
         if args.command == "rebuild":

@@ -41,7 +41,7 @@ def embedded_brokers(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     STREAMS_BROKERS is unset for the test, since it would override the URL.
     """
-    from streams.embedded import close_broker
+    from streams.transport.embedded import close_broker
 
     monkeypatch.delenv("STREAMS_BROKERS", raising=False)
     url = f"memory://test-{uuid.uuid4().hex[:12]}"

@@ -12,17 +12,17 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from state import InMemoryStore
 from streams.app import App
-from streams.compiler import plan_tasks
-from streams.endpoints import Source
-from streams.joins.global_table import GLOBAL_KIND, GlobalStore, TaskGlobalStore, global_specs
+from streams.compiler.compile import plan_tasks
 from streams.partitioner import KeyPartitioner
-from streams.query import StoreView, store_view
+from streams.processors.endpoints import Source
 from streams.record import Headers, Record
 from streams.runtime.stores import TaskStore
 from streams.serdes import SerdeLike, resolve
-from streams.task import Task
+from streams.state.global_store import GLOBAL_KIND, GlobalStore, TaskGlobalStore, global_specs
+from streams.state.memory import InMemoryStore
+from streams.state.query import StoreView, store_view
+from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from streams import App
-from streams.compiler import plan_tasks
+from streams.compiler.compile import plan_tasks
 from streams.serdes import resolve
-from streams.task import CHUNK_RECORDS, Task
+from streams.task.task import CHUNK_RECORDS, Task
 from streams.transport.base import RawRecord, TopicPartition
 
 NOW = int(time.time() * 1000)

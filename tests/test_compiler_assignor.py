@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams import App, TopologyError
-from streams.compiler import plan_tasks
+from streams.compiler.compile import plan_tasks
 from streams.runtime.assignor import MemberState, TaskAssignment, TaskAssignor, distribute
 from streams.runtime.scheduler import ManualClock, Schedule, Scheduler, cron, every
 from streams.transport.base import MemberSubscription, TopicPartition
@@ -50,7 +50,7 @@ def test_missing_source_topic_is_named():
 
 
 def test_copartitioning_error_names_topics():
-    from streams.topology import Node
+    from streams.compiler.topology import Node
 
     app = App("a", brokers="unused:9092")
     merged = app.stream("left").merge(app.stream("right"))

@@ -20,11 +20,11 @@ import pytest
 from aiokafka.errors import CommitFailedError, ProducerFenced
 
 from streams import App
-from streams.embedded import EmbeddedTransport, close_broker
 from streams.errors import TaskFencedError
-from streams.kafka import KafkaTransport
 from streams.partitioner import partition_for
 from streams.transport import OutRecord, RawRecord, TopicPartition, TopicSpec
+from streams.transport.embedded import EmbeddedTransport, close_broker
+from streams.transport.kafka import KafkaTransport
 from tests.conftest import unique_name
 from tests.kafka_helpers import FAST_GROUP, running
 

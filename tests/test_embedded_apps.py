@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from streams import App
-from streams.embedded import EmbeddedTransport, close_broker
 from streams.transport import TopicPartition, TopicSpec
+from streams.transport.embedded import EmbeddedTransport, close_broker
 from tests.conftest import unique_name
 from tests.kafka_helpers import running
 from tests.test_conformance import Target, collect, create, keyed, produce, read_all

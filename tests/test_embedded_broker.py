@@ -22,11 +22,11 @@ from aiokafka.errors import (
 )
 
 from streams import App
-from streams.embedded import BrokerClosedError, BrokerInUseError, EmbeddedTransport, close_broker, open_broker
 from streams.errors import TaskFencedError
-from streams.kafka import KafkaTransport
 from streams.partitioner import partition_for
 from streams.transport import MemberAssignment, MemberSubscription, OutRecord, TopicPartition, TopicSpec
+from streams.transport.embedded import BrokerClosedError, BrokerInUseError, EmbeddedTransport, close_broker, open_broker
+from streams.transport.kafka import KafkaTransport
 from tests.test_conformance import RecordingListener, Target, poll_until, read_all
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -146,7 +146,7 @@ async def test_local_broker_in_another_process(local_url, tmp_path):
     path = local_url[len("local://"):]
     child = textwrap.dedent(f"""
         import asyncio
-        from streams.embedded import EmbeddedTransport
+        from streams.transport.embedded import EmbeddedTransport
         from streams.transport import OutRecord, TopicPartition, TopicSpec
 
         async def main():

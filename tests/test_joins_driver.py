@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams import App, TopologyError
-from streams.joins import JoinWindows
-from streams.runtime.ordering import OrderedInputs
 from streams.runtime.stores import TaskStore
-from streams.task import Task
+from streams.task.ordering import OrderedInputs
+from streams.task.task import Task
 from streams.testing import TestDriver
 from streams.transport.base import RawRecord, TopicPartition
-from windows.join_store import JoinBuffer
+from streams.windows import JoinWindows
+from streams.windows.join_store import JoinBuffer
 
 PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from streams import App, TopologyError
-from streams.joins import JoinWindows
+from streams.windows import JoinWindows
 from tests.conftest import create_topics, unique_name
 from tests.kafka_helpers import FAST_GROUP, decoded, produce, read_topic, running, wait_for
 from tests.transport_helpers import read_all

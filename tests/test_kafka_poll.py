@@ -13,8 +13,8 @@ import time
 
 from conftest import unique_name
 
-from streams.kafka import KafkaTransport
 from streams.transport import OutRecord, TopicPartition, TopicSpec
+from streams.transport.kafka import KafkaTransport
 
 BASE = int(time.time() * 1000) - 3_600_000
 

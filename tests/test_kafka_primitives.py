@@ -1,6 +1,6 @@
 """What aiokafka itself does against a real Kafka 4.4 broker.
 
-streams.kafka builds on these primitives; each test pins down one behaviour it
+streams.transport.kafka builds on these primitives; each test pins down one behaviour it
 relies on, so an aiokafka or broker upgrade that changes it fails here first.
 """
 

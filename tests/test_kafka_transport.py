@@ -1,4 +1,4 @@
-"""streams.kafka against a real Kafka broker: the transport protocols end to end."""
+"""streams.transport.kafka against a real Kafka broker: the transport protocols end to end."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from aiokafka.errors import CommitFailedError, KafkaError
 from conftest import unique_name
 
-from streams.kafka import KafkaAdmin, KafkaConsumer, KafkaTransport
 from streams.transport import (
     MemberAssignment,
     MemberSubscription,
@@ -19,6 +18,7 @@ from streams.transport import (
     TopicPartition,
     TopicSpec,
 )
+from streams.transport.kafka import KafkaAdmin, KafkaConsumer, KafkaTransport
 
 FAST_GROUP = {"heartbeat_interval_ms": 300}
 

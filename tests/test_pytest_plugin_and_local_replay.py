@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from streams import App
-from streams.embedded import close_broker
-from streams.replay import ReplayTarget, replay
+from streams.runtime.replay import ReplayTarget, replay
 from streams.transport import OutRecord, TopicSpec
+from streams.transport.embedded import close_broker
 from tests.transport_helpers import read_all, run_until
 
 

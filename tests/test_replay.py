@@ -9,7 +9,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.replay import parse_duration
+from streams.runtime.replay import parse_duration
 from tests.conftest import create_topics, unique_name
 from tests.kafka_helpers import decoded, produce, read_topic
 from tests.process_helpers import REPO, WorkerProcess

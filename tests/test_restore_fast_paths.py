@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from state import InMemoryStore, RocksDBStore, StoreRestorer
+from streams.state.memory import InMemoryStore
+from streams.state.restore import StoreRestorer
+from streams.state.rocksdb import RocksDBStore
 
 
 def test_wipe_leaves_an_empty_store_open_and_wipes_a_checkpoint_or_data(tmp_path):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 
-from streams.kafka import KafkaTransport
 from streams.progress import RestoreProgressBar
 from streams.runtime.restore import restore_store
 from streams.runtime.stores import TaskStore
 from streams.serdes import resolve
-from streams.topology import StoreSpec
+from streams.state.spec import StoreSpec
+from streams.transport.kafka import KafkaTransport
 from tests.conftest import create_topics, unique_name
 from tests.kafka_helpers import produce
 

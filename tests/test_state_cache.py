@@ -9,7 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from state import CachedStore, Change, CheckpointedStore, InMemoryStore, KeyValueStore, RocksDBStore
+from streams.state.cache import CachedStore
+from streams.state.memory import InMemoryStore
+from streams.state.rocksdb import RocksDBStore
+from streams.state.store import Change, CheckpointedStore, KeyValueStore
 
 
 class RecordingStore(InMemoryStore):

@@ -6,14 +6,10 @@ from collections.abc import Iterable
 
 import pytest
 
-from state import (
-    Change,
-    InMemoryStore,
-    RestoreProgress,
-    RocksDBStore,
-    StoreRestorer,
-    needs_wipe,
-)
+from streams.state.memory import InMemoryStore
+from streams.state.restore import RestoreProgress, StoreRestorer, needs_wipe
+from streams.state.rocksdb import RocksDBStore
+from streams.state.store import Change
 
 
 class RecordingStore(InMemoryStore):

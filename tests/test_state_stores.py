@@ -14,19 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from state import (
-    CheckpointedStore,
-    InMemoryStore,
-    KeyValueStore,
-    RocksDBConfig,
-    RocksDBStore,
-    StoreCorruptedError,
-    StoreError,
-    prefix_end,
-    sortedkeys,
-    store_path,
-    wipe_store_dir,
-)
+from streams.state import sortedkeys
+from streams.state.errors import StoreCorruptedError, StoreError
+from streams.state.memory import InMemoryStore
+from streams.state.rocksdb import RocksDBConfig, RocksDBStore, store_path, wipe_store_dir
+from streams.state.store import CheckpointedStore, KeyValueStore, prefix_end
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -357,7 +349,7 @@ def test_without_wal_data_survives_clean_close(tmp_path):
 
 CRASHING_WRITER = """
 import os, sys
-from state import RocksDBConfig, RocksDBStore
+from streams.state.rocksdb import RocksDBConfig, RocksDBStore
 store = RocksDBStore("s", sys.argv[1], RocksDBConfig(disable_wal=sys.argv[2] == "nowal"))
 store.write_batch([(b"first", b"1")], 1)
 store.flush()

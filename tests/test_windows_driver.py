@@ -10,11 +10,11 @@ import pytest
 
 from streams import App
 from streams.runtime.stores import TaskStore
-from streams.task import Task
+from streams.task.task import Task
 from streams.testing import TestDriver
 from streams.transport.base import RawRecord, TopicPartition
-from windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedSerde
-from windows.store import INDEX, WINDOWS
+from streams.windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedSerde
+from streams.windows.store import INDEX, WINDOWS
 
 W = WindowedSerde("str")
 
@@ -131,7 +131,7 @@ def test_session_aggregate_needs_a_merger_and_uses_it():
 def test_late_records_are_counted_and_logged_at_debug(caplog):
     app = make_app()
     app.stream("in").group_by_key().window(Tumbling(10, grace=5)).count().to("out")
-    with TestDriver(app) as driver, caplog.at_level(logging.DEBUG, logger="windows.aggregate"):
+    with TestDriver(app) as driver, caplog.at_level(logging.DEBUG, logger="streams.processors.windowed.aggregate"):
         pipe(driver, [("a", 100), ("a", 94), ("a", 89), ("a", 80)])
         assert [r.value for r in driver.read_output("out")] == [1, 1]
         assert driver.tasks["0_0"].metrics.get("late_records") == 2

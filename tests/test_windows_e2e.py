@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from streams import App
+from streams.windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedSerde
 from tests.conftest import create_topics, unique_name
 from tests.kafka_helpers import FAST_GROUP, produce, read_topic, running, wait_for
-from windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedSerde
 
 # Event times near now: the broker deletes records older than its retention (7 days) within seconds.
 # A multiple of every window size used here.

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from streams import App
 from streams.testing import TestDriver
-from windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedSerde
+from streams.windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedSerde
 
 KEYS = ("a", "b", "c")
 

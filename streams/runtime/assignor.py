@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from streams.compiler import PhysicalPlan
+from streams.compiler.compile import PhysicalPlan
 from streams.transport.base import MemberAssignment, MemberSubscription, TopicPartition
 
 

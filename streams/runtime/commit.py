@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from streams.task import Task
+from streams.task.task import Task
 from streams.transport.base import Consumer, Producer, TopicPartition
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from state import RocksDBConfig, RocksDBStore, needs_wipe
 from streams.errors import TopologyError
-from streams.joins.global_table import GlobalStore
-from streams.topology import StoreSpec
+from streams.state.global_store import GlobalStore
+from streams.state.restore import needs_wipe
+from streams.state.rocksdb import RocksDBConfig, RocksDBStore
+from streams.state.spec import StoreSpec
 from streams.transport.base import Admin, TopicPartition, Transport
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
 
-from state import RestoreProgress, StoreRestorer
 from streams.runtime.stores import TaskStore
+from streams.state.restore import RestoreProgress, StoreRestorer
 from streams.transport.base import Consumer, RawRecord, TopicPartition
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from state import StoreRestorer
 from streams.runtime.stores import TaskStore
+from streams.state.restore import StoreRestorer
 from streams.transport.base import Consumer, TopicPartition
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,10 @@ import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from state import CachedStore, InMemoryStore, RocksDBConfig, RocksDBStore
-from streams.topology import StoreSpec
+from streams.state.cache import CachedStore
+from streams.state.memory import InMemoryStore
+from streams.state.rocksdb import RocksDBConfig, RocksDBStore
+from streams.state.spec import StoreSpec
 from streams.transport.base import OutRecord, TopicPartition
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.compiler import CompiledTopology, PhysicalPlan
+from streams.compiler.compile import CompiledTopology, PhysicalPlan
 from streams.transport.base import TopicInfo, TopicSpec
 
 

@@ -19,10 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from rocksdict import Cache
 
-from state import RocksDBConfig
-from streams.compiler import CompiledTopology, PhysicalPlan, plan_tasks
+from streams.compiler.compile import CompiledTopology, PhysicalPlan, plan_tasks
 from streams.errors import TaskFencedError, TopologyError
-from streams.joins.global_table import TaskGlobalStore, global_specs
 from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
 from streams.runtime.assignor import MemberState, TaskAssignor
@@ -34,7 +32,9 @@ from streams.runtime.standby import StandbyTasks
 from streams.runtime.stores import TaskStore
 from streams.runtime.topics import changelog_specs, internal_topic_problem
 from streams.runtime.transactions import TaskTransactions
-from streams.task import Task
+from streams.state.global_store import TaskGlobalStore, global_specs
+from streams.state.rocksdb import RocksDBConfig
+from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition, TopicSpec
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The narrow interface between the runtime and a message broker.
 
-The runtime only talks to these protocols.  streams.kafka implements them on
+The runtime only talks to these protocols.  streams.transport.kafka implements them on
 aiokafka; an embedded broker can implement them for tests and local runs.
 """
 

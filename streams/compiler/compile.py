@@ -1,0 +1,214 @@
+"""From the logical graph to sub-topologies, and from sub-topologies to tasks.
+
+Compilation has two steps.  compile_topology() is structural: it cuts the graph
+at repartition topics into sub-topologies (connected components of the graph
+once each repartition sink is detached from its source).  plan_tasks() needs
+the partition counts of the source topics from the broker: it sizes the
+repartition topics, checks co-partitioning and forms one task per partition of
+each sub-topology, named "<subtopology>_<partition>".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from streams.compiler.topology import Node, TopologyBuilder
+from streams.errors import TopologyError
+from streams.state.spec import StoreSpec
+from streams.transport.base import TopicPartition
+
+
+@dataclass(eq=False)
+class SubTopology:
+    id: int
+    nodes: list[Node]
+    source_topics: list[str]
+    sink_topics: list[str]
+    stores: list[StoreSpec]
+    copartition_groups: list[frozenset[str]] = field(default_factory=list)
+
+    @property
+    def source_nodes(self) -> list[Node]:
+        return [n for n in self.nodes if n.is_source]
+
+
+@dataclass(eq=False)
+class CompiledTopology:
+    app_id: str
+    subtopologies: list[SubTopology]
+    repartition_topics: dict[str, int | None]
+    stores: dict[str, StoreSpec]
+
+    @property
+    def external_source_topics(self) -> list[str]:
+        internal = set(self.repartition_topics)
+        return sorted({t for s in self.subtopologies for t in s.source_topics if t not in internal})
+
+    @property
+    def all_source_topics(self) -> list[str]:
+        return sorted({t for s in self.subtopologies for t in s.source_topics})
+
+    @property
+    def changelog_topics(self) -> dict[str, StoreSpec]:
+        return {s.changelog_topic: s for s in self.stores.values() if s.changelog_topic}
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    task_id: str
+    subtopology: SubTopology
+    partition: int
+    inputs: frozenset[TopicPartition]
+
+
+@dataclass(eq=False)
+class PhysicalPlan:
+    """Tasks and topic sizes for one set of broker partition counts."""
+
+    topology: CompiledTopology
+    partition_counts: dict[str, int]
+    tasks: dict[str, TaskPlan]
+    task_of: dict[TopicPartition, str]
+
+    def tasks_for(self, partitions: set[TopicPartition]) -> set[str]:
+        return {self.task_of[tp] for tp in partitions if tp in self.task_of}
+
+
+def compile_topology(builder: TopologyBuilder) -> CompiledTopology:
+    if not any(n.is_source for n in builder.nodes):
+        raise TopologyError("the topology has no source: call app.stream(...) or app.table(...) first")
+    components = _components(builder.nodes)
+    components.sort(key=lambda nodes: builder.nodes.index(nodes[0]))
+    subtopologies = [_subtopology(i, nodes) for i, nodes in enumerate(components)]
+    return CompiledTopology(
+        app_id=builder.app_id,
+        subtopologies=subtopologies,
+        repartition_topics={t.name: t.partitions for t in builder.repartition_topics.values()},
+        stores=dict(builder.stores),
+    )
+
+
+def _components(nodes: list[Node]) -> list[list[Node]]:
+    """Connected components over parent/child edges, each in creation order."""
+    order = {id(n): i for i, n in enumerate(nodes)}
+    seen: set[int] = set()
+    components = []
+    for start in nodes:
+        if id(start) in seen:
+            continue
+        stack, members = [start], []
+        seen.add(id(start))
+        while stack:
+            node = stack.pop()
+            members.append(node)
+            for other in (*node.parents, *node.children):
+                if id(other) not in seen:
+                    seen.add(id(other))
+                    stack.append(other)
+        members.sort(key=lambda n: order[id(n)])
+        components.append(members)
+    return components
+
+
+def _subtopology(index: int, nodes: list[Node]) -> SubTopology:
+    sources = sorted({t for n in nodes for t in n.source_topics})
+    sinks = sorted({n.sink_topic for n in nodes if n.sink_topic})
+    stores = [s for n in nodes for s in n.stores]
+    groups = []
+    for node in nodes:
+        if node.stores or node.params.get("copartitioned"):
+            upstream = _upstream_sources(node)
+            if len(upstream) > 1:
+                groups.append(frozenset(upstream))
+    return SubTopology(index, nodes, sources, sinks, stores, groups)
+
+
+def _upstream_sources(node: Node) -> set[str]:
+    found, stack, seen = set(), [node], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        found.update(current.source_topics)
+        stack.extend(current.parents)
+    return found
+
+
+def plan_tasks(topology: CompiledTopology, source_partitions: Mapping[str, int | None]) -> PhysicalPlan:
+    """Size repartition topics, check co-partitioning and form the tasks.
+
+    source_partitions gives the broker's partition count of each external source
+    topic (None if the topic does not exist).
+    """
+    missing = sorted(t for t in topology.external_source_topics if not source_partitions.get(t))
+    if missing:
+        raise TopologyError(f"source topics do not exist: {', '.join(missing)}")
+    counts = {t: int(source_partitions[t]) for t in topology.external_source_topics}
+    _size_repartition_topics(topology, counts)
+    tasks: dict[str, TaskPlan] = {}
+    task_of: dict[TopicPartition, str] = {}
+    for sub in topology.subtopologies:
+        _check_copartitioning(sub, counts)
+        for partition in range(max(counts[t] for t in sub.source_topics)):
+            task_id = f"{sub.id}_{partition}"
+            inputs = frozenset(TopicPartition(t, partition) for t in sub.source_topics if partition < counts[t])
+            tasks[task_id] = TaskPlan(task_id, sub, partition, inputs)
+            for tp in inputs:
+                if tp in task_of:
+                    raise TopologyError(f"topic {tp.topic!r} is read by two sub-topologies; read it once")
+                task_of[tp] = task_id
+    return PhysicalPlan(topology, counts, tasks, task_of)
+
+
+def _size_repartition_topics(topology: CompiledTopology, counts: dict[str, int]) -> None:
+    """A repartition topic gets its explicit size, else the widest input of its writer.
+
+    One that is co-partitioned with others (a join input) takes their size instead:
+    that of the group's source and explicitly sized topics, or if there are none,
+    the widest input of any of the group's writers.
+    """
+    pending = dict(topology.repartition_topics)
+    writers = {t: s for s in topology.subtopologies for t in s.sink_topics if t in pending}
+    groups = [g for s in topology.subtopologies for g in s.copartition_groups]
+
+    def widest_input(topic: str) -> int | None:
+        sources = writers[topic].source_topics
+        return max(counts[t] for t in sources) if all(t in counts for t in sources) else None
+
+    def size(topic: str, explicit: int | None) -> int | None:
+        if explicit:
+            return explicit
+        partners = {t for g in groups if topic in g for t in g}
+        fixed = [counts[t] if t in counts else pending[t] for t in partners
+                 if t not in pending or pending[t]]
+        if fixed:
+            return max(fixed)
+        flexible = [widest_input(t) for t in partners | {topic} if t in pending and not pending[t]]
+        return None if None in flexible else max(flexible)  # type: ignore[type-var]
+
+    for topic in pending:
+        if writers.get(topic) is None:
+            raise TopologyError(f"repartition topic {topic!r} has no writer")
+    while pending:
+        progressed = False
+        for topic, explicit in list(pending.items()):
+            n = size(topic, explicit)
+            if n is None:
+                continue
+            counts[topic] = n
+            del pending[topic]
+            progressed = True
+        if not progressed:
+            raise TopologyError(f"repartition topics form a cycle: {', '.join(sorted(pending))}")
+
+
+def _check_copartitioning(sub: SubTopology, counts: Mapping[str, int]) -> None:
+    for group in sub.copartition_groups:
+        sizes = {t: counts[t] for t in sorted(group)}
+        if len(set(sizes.values())) > 1:
+            listed = ", ".join(f"{t} ({n} partitions)" for t, n in sizes.items())
+            raise TopologyError(
+                f"topics joined or aggregated together must have the same number of partitions: {listed}"
+            )

@@ -1,0 +1,75 @@
+"""Tables: the latest value per key (Kafka Streams' KTable)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from streams.compiler.topology import Node, TopologyBuilder
+from streams.dsl.stream import Stream
+from streams.processors.api import Processor
+from streams.processors.stateful import TableFilter, TableMapValues
+from streams.serdes import Serde, SerdeLike
+
+
+class Table:
+    """A changelog stream read as the latest value per key.
+
+    store_name names the store that holds it, for app.store(name); tables made
+    by filter() or map_values() are computed on the fly and have none until a
+    join materializes them.
+    """
+
+    def __init__(self, builder: TopologyBuilder, node: Node, store_name: str | None,
+                 key_serde: Serde, value_serde: Serde) -> None:
+        self._builder = builder
+        self._node = node
+        self.store_name = store_name
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+
+    def _then(self, prefix: str, make: Callable[[str], Processor], name: str | None) -> Table:
+        node_name = self._builder.new_name(prefix, name)
+        node = self._builder.add(Node(node_name, prefix, lambda: make(node_name)), self._node)
+        return Table(self._builder, node, None, self.key_serde, self.value_serde)
+
+    def filter(self, predicate: Callable[[Any, Any], bool], name: str | None = None) -> Table:
+        """Keep rows where predicate(key, value) holds; others become deletes downstream."""
+        return self._then("KTABLE-FILTER", lambda n: TableFilter(n, predicate), name)
+
+    def filter_not(self, predicate: Callable[[Any, Any], bool], name: str | None = None) -> Table:
+        return self._then("KTABLE-FILTER", lambda n: TableFilter(n, predicate, keep=False), name)
+
+    def map_values(self, fn: Callable[[Any], Any], name: str | None = None) -> Table:
+        """Map every row's value; deletes pass through."""
+        return self._then("KTABLE-MAPVALUES", lambda n: TableMapValues(n, fn), name)
+
+    def join(self, other: Table, joiner: Callable[[Any, Any], Any], name: str | None = None,
+             value_serde: SerdeLike = None) -> Table:
+        """joiner(left_row, right_row) for keys in both tables, updated when either side changes (docs/joins.md)."""
+        from streams.dsl.joins import table_join
+
+        return table_join(self, other, joiner, "inner", name, value_serde)
+
+    def left_join(self, other: Table, joiner: Callable[[Any, Any], Any], name: str | None = None,
+                  value_serde: SerdeLike = None) -> Table:
+        """Like join(), for every key of this table; the right row is None where the other table has none."""
+        from streams.dsl.joins import table_join
+
+        return table_join(self, other, joiner, "left", name, value_serde)
+
+    def outer_join(self, other: Table, joiner: Callable[[Any, Any], Any], name: str | None = None,
+                   value_serde: SerdeLike = None) -> Table:
+        """Like join(), for every key of either table; the missing side is None."""
+        from streams.dsl.joins import table_join
+
+        return table_join(self, other, joiner, "outer", name, value_serde)
+
+    def to_stream(self) -> Stream:
+        """The stream of this table's updates; a delete arrives as a None value."""
+        return Stream(self._builder, self._node, self.key_serde, self.value_serde)
+
+    def to(self, topic: str, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
+           name: str | None = None) -> None:
+        """Write every update, deletes as tombstones, to a topic."""
+        self.to_stream().to(topic, key_serde=key_serde, value_serde=value_serde, name=name)

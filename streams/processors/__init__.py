@@ -1,0 +1,1 @@
+"""Processors: the synchronous operators that a task runs over batches of records."""

@@ -1,0 +1,106 @@
+"""Where records enter and leave a task: deserializing sources and serializing sinks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from streams.processors.api import Processor
+from streams.record import Record
+from streams.serdes import Serde
+from streams.transport.base import RawRecord
+
+TimestampExtractor = Callable[[Any, Any, RawRecord], int]
+TopicChooser = Callable[[Any, Any], str]
+
+
+class Source(Processor):
+    """Deserializes raw records; a record that cannot be read goes to the error policy."""
+
+    def __init__(self, name: str, key_serde: Serde, value_serde: Serde,
+                 timestamp_extractor: TimestampExtractor | None = None) -> None:
+        super().__init__(name)
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.timestamp_extractor = timestamp_extractor
+
+    def process_raw(self, raws: list[RawRecord]) -> None:
+        if self.timestamp_extractor is not None:
+            self.forward(self._read_extracting(raws))
+            return
+        keys_of = getattr(self.key_serde, "deserialize_many", None)
+        values_of = getattr(self.value_serde, "deserialize_many", None)
+        if keys_of is not None and values_of is not None:
+            try:
+                keys = keys_of([raw.key for raw in raws])
+                values = values_of([raw.value for raw in raws])
+            except Exception:
+                pass  # some record cannot be read: the loop below singles it out
+            else:
+                self.forward([Record(key, value, raw.timestamp, raw.headers, raw)
+                              for key, value, raw in zip(keys, values, raws, strict=True)])
+                return
+        deserialize_key = self.key_serde.deserialize
+        deserialize_value = self.value_serde.deserialize
+        out: list[Record] = []
+        append = out.append
+        for raw in raws:
+            try:
+                key = deserialize_key(raw.key)
+                value = deserialize_value(raw.value)
+            except Exception as exc:
+                self._unreadable(raw, exc)
+                continue
+            append(Record(key, value, raw.timestamp, raw.headers, raw))
+        self.forward(out)
+
+    def _read_extracting(self, raws: list[RawRecord]) -> list[Record]:
+        """process_raw's loop with the timestamp taken from the extractor."""
+        deserialize_key = self.key_serde.deserialize
+        deserialize_value = self.value_serde.deserialize
+        extract = self.timestamp_extractor
+        out = []
+        for raw in raws:
+            try:
+                key = deserialize_key(raw.key)
+                value = deserialize_value(raw.value)
+                timestamp = int(extract(key, value, raw))
+            except Exception as exc:
+                self._unreadable(raw, exc)
+                continue
+            out.append(Record(key, value, timestamp, raw.headers, raw))
+        return out
+
+    def _unreadable(self, raw: RawRecord, exc: Exception) -> None:
+        self.context.report_error(Record(None, None, raw.timestamp, raw.headers, raw), exc, self.name)
+
+    def process(self, batch: list[Record]) -> None:
+        self.forward(batch)
+
+
+class Sink(Processor):
+    """Serializes records into the task's output, to a fixed topic or one chosen per record."""
+
+    def __init__(self, name: str, topic: str | TopicChooser, key_serde: Serde, value_serde: Serde,
+                 partitioner: Callable[[bytes | None, int], int] | None = None) -> None:
+        super().__init__(name)
+        self.topic = topic
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.partitioner = partitioner
+
+    def process(self, batch: list[Record]) -> None:
+        if isinstance(self.topic, str):
+            self.context.emit(self.topic, batch, self.key_serde, self.value_serde, self.partitioner)
+            return
+        by_topic: dict[str, list[Record]] = {}
+        choose = self.topic
+        for r in batch:
+            try:
+                topic = choose(r.key, r.value)
+            except Exception as exc:
+                self.context.report_error(r, exc, self.name)
+                continue
+            by_topic.setdefault(topic, []).append(r)
+        for topic, records in by_topic.items():
+            self.context.emit(topic, records, self.key_serde, self.value_serde, self.partitioner)

@@ -1,0 +1,145 @@
+"""Stateful operators: aggregations and table materialization.
+
+They keep state in the task's store through the store's write cache, so a
+commit sends one changelog record per changed key.  Values are serialized into
+the store with the table's serdes; what they forward downstream is the new
+value, keyed and timestamped like the record that caused it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from streams.processors.api import Processor
+from streams.record import Record
+from streams.serdes import Serde
+
+log = logging.getLogger(__name__)
+
+
+class Aggregate(Processor):
+    """aggregate(initializer, aggregator): the new aggregate per key, in the store and downstream."""
+
+    def __init__(self, name: str, store_name: str, initializer: Callable[[], Any],
+                 aggregator: Callable[[Any, Any, Any], Any], key_serde: Serde, value_serde: Serde) -> None:
+        super().__init__(name)
+        self.store_name = store_name
+        self.initializer = initializer
+        self.aggregator = aggregator
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.store: Any = None
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.store = context.get_store(self.store_name)
+
+    def process(self, batch: list[Record]) -> None:
+        get, put = self.store.get, self.store.put
+        serialize_key = self.key_serde.serialize
+        serialize, deserialize = self.value_serde.serialize, self.value_serde.deserialize
+        initializer, aggregator, out = self.initializer, self.aggregator, []
+        for r in batch:
+            if r.key is None or r.value is None:
+                self.context.metrics.incr("dropped_null_records")
+                continue
+            try:
+                key = serialize_key(r.key)
+                current = get(key)
+                aggregate = aggregator(r.key, r.value, initializer() if current is None else deserialize(current))
+                put(key, serialize(aggregate))
+            except Exception as exc:
+                self.context.report_error(r, exc, self.name)
+                continue
+            out.append(Record(r.key, aggregate, r.timestamp, r.headers, r.origin))
+        self.forward(out)
+
+
+def reducer_as_aggregator(reducer: Callable[[Any, Any], Any]) -> tuple[Callable[[], Any], Callable]:
+    """reduce(f) is an aggregate whose first value is the value itself."""
+    missing = object()
+
+    def aggregate(key: Any, value: Any, current: Any) -> Any:
+        return value if current is missing else reducer(current, value)
+
+    return (lambda: missing), aggregate
+
+
+class TableSource(Processor):
+    """Materializes a topic as a table: a value upserts its key, a tombstone deletes it."""
+
+    def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde) -> None:
+        super().__init__(name)
+        self.store_name = store_name
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.store = context.get_store(self.store_name)
+        # Restore brought the store to this offset of its topic.  Records below it, replayed from an
+        # older committed offset, pass downstream but must not roll rows back to older values.
+        self.restored_to = self.store.checkpoint() or 0
+
+    def process(self, batch: list[Record]) -> None:
+        put, delete, restored_to = self.store.put, self.store.delete, self.restored_to
+        out = []
+        for r in batch:
+            if r.key is None:
+                continue
+            raw = r.origin
+            if raw is not None and raw.offset < restored_to:
+                out.append(r)
+                continue
+            if raw is None:
+                key = self.key_serde.serialize(r.key)
+                value = self.value_serde.serialize(r.value)
+            else:
+                key, value = raw.key, raw.value
+            if value is None:
+                delete(key)
+            else:
+                put(key, value)
+            out.append(r)
+        self.forward(out)
+
+
+class TableFilter(Processor):
+    """A table filter forwards a tombstone where the predicate fails, so downstream forgets the key."""
+
+    def __init__(self, name: str, predicate: Callable[[Any, Any], bool], keep: bool = True) -> None:
+        super().__init__(name)
+        self.predicate = predicate
+        self.keep = keep
+
+    def process(self, batch: list[Record]) -> None:
+        predicate, keep, out = self.predicate, self.keep, []
+        for r in batch:
+            try:
+                passes = r.value is not None and bool(predicate(r.key, r.value)) is keep
+            except Exception as exc:
+                self.context.report_error(r, exc, self.name)
+                continue
+            out.append(r if passes else Record(r.key, None, r.timestamp, r.headers, r.origin))
+        self.forward(out)
+
+
+class TableMapValues(Processor):
+    """Maps table values; tombstones stay tombstones."""
+
+    def __init__(self, name: str, fn: Callable[[Any], Any]) -> None:
+        super().__init__(name)
+        self.fn = fn
+
+    def process(self, batch: list[Record]) -> None:
+        fn, out = self.fn, []
+        for r in batch:
+            try:
+                value = None if r.value is None else fn(r.value)
+            except Exception as exc:
+                self.context.report_error(r, exc, self.name)
+                continue
+            out.append(Record(r.key, value, r.timestamp, r.headers, r.origin))
+        self.forward(out)

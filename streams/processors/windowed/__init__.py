@@ -1,0 +1,1 @@
+"""Windowed aggregation processors: time windows, sliding windows and sessions."""

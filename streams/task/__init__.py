@@ -1,0 +1,1 @@
+"""A task: one sub-topology over one partition, run synchronously a batch at a time."""

@@ -1,0 +1,232 @@
+"""The Consumer protocol on aiokafka's AIOKafkaConsumer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import Any
+
+import aiokafka
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.errors import NoOffsetForPartitionError
+
+from streams.gcpause import gc_paused
+from streams.transport.base import GroupAssignor, RawRecord, RebalanceListener, TopicPartition
+from streams.transport.kafka.assignor import AssignorAdapter
+from streams.transport.kafka.partitions import (
+    all_from_aiokafka,
+    all_to_aiokafka,
+    keys_from_aiokafka,
+    keys_to_aiokafka,
+    to_aiokafka,
+)
+
+NO_MEMBERSHIP = ("", -1)
+
+
+class KafkaConsumer:
+    """A consumer whose offsets move only when the runtime commits them.
+
+    Auto-commit is always off: the runtime commits offsets itself, inside or
+    beside its transactions.  Anything in `config` is passed to aiokafka.
+    """
+
+    def __init__(
+        self,
+        brokers: str,
+        group_id: str | None,
+        *,
+        assignor: GroupAssignor | None = None,
+        isolation_level: str = "read_uncommitted",
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        options: dict[str, Any] = {"auto_offset_reset": "earliest", **(config or {})}
+        options["enable_auto_commit"] = False
+        if assignor is not None:
+            options["partition_assignment_strategy"] = (AssignorAdapter(assignor),)
+        self.group_id = group_id
+        self.reset_policy: str = options["auto_offset_reset"]
+        self._listener: ListenerAdapter | None = None
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=brokers, group_id=group_id, isolation_level=isolation_level, **options
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    def subscribe(self, topics: Sequence[str], listener: RebalanceListener) -> None:
+        self._listener = ListenerAdapter(listener)
+        self._consumer.subscribe(list(topics), listener=self._listener)
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.assign(all_to_aiokafka(partitions))
+
+    def assignment(self) -> set[TopicPartition]:
+        return all_from_aiokafka(self._consumer.assignment())
+
+    async def poll(self, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[RawRecord]]:
+        """Fetched records per partition; raises what the rebalance listener raised since the last poll.
+
+        getmany parses fetched records into one object each, so the collector is
+        held off while it does (streams/gcpause.py).  A pause must not span a
+        wait, and getmany parses right after waiting for a fetch; so a poll that
+        finds nothing fetched yet waits for a single record, then takes the rest
+        with a zero timeout, which returns at once except during a rebalance.
+        """
+        if self._listener is not None:
+            self._listener.raise_failure()
+        batches = await self._fetched(max_records)
+        if batches is None:
+            return to_raw_batches(await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records))
+        if batches:
+            return to_raw_batches(batches)
+        first = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=1)
+        if not first or max_records == 1:
+            return to_raw_batches(first)
+        rest = await self._fetched(None if max_records is None else max_records - 1)
+        for tp, messages in (rest or {}).items():
+            first.setdefault(tp, []).extend(messages)
+        return to_raw_batches(first)
+
+    async def _fetched(self, max_records: int | None) -> dict[Any, list[aiokafka.ConsumerRecord]] | None:
+        """Records fetched already, parsed with the collector paused; None during a rebalance."""
+        if self._consumer._subscription.reassignment_in_progress:
+            return None
+        with gc_paused():
+            return await self._consumer.getmany(timeout_ms=0, max_records=max_records)
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit the next offset to read for each partition."""
+        if offsets:
+            await self._consumer.commit(keys_to_aiokafka(offsets))
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        return await self._consumer.committed(to_aiokafka(partition))
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._consumer.seek(to_aiokafka(partition), offset)
+
+    async def seek_to_committed_or_reset(self, partitions: Iterable[TopicPartition]) -> None:
+        """Position partitions explicitly, because aiokafka's seek_to_committed skips offset 0."""
+        tps = all_to_aiokafka(partitions)
+        if not tps:
+            return
+        if self.group_id is None:
+            committed: list[int | None] = [None] * len(tps)
+        else:
+            committed = await asyncio.gather(*(self._consumer.committed(tp) for tp in tps))
+        uncommitted = []
+        for tp, offset in zip(tps, committed, strict=True):
+            if offset is None:
+                uncommitted.append(tp)
+            else:
+                self._consumer.seek(tp, offset)
+        if not uncommitted:
+            return
+        if self.reset_policy == "earliest":
+            await self._consumer.seek_to_beginning(*uncommitted)
+        elif self.reset_policy == "latest":
+            await self._consumer.seek_to_end(*uncommitted)
+        else:
+            raise NoOffsetForPartitionError(f"no committed offset for {uncommitted}")
+
+    async def position(self, partition: TopicPartition) -> int:
+        """The offset of the next record this consumer will fetch from the partition."""
+        return await self._consumer.position(to_aiokafka(partition))
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.pause(*all_to_aiokafka(partitions))
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        self._consumer.resume(*all_to_aiokafka(partitions))
+
+    async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        return keys_from_aiokafka(await self._consumer.end_offsets(all_to_aiokafka(partitions)))
+
+    async def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        return keys_from_aiokafka(await self._consumer.beginning_offsets(all_to_aiokafka(partitions)))
+
+    def request_rejoin(self) -> None:
+        """Rejoin the group at the next poll; partitions kept restart from their committed offsets."""
+        coordinator = self._consumer._coordinator
+        if coordinator is not None:
+            coordinator.request_rejoin()
+
+    def group_metadata(self) -> tuple[str, int]:
+        """(member id, generation id), or ("", -1) outside a group."""
+        coordinator = self._consumer._coordinator
+        member_id = getattr(coordinator, "member_id", None)
+        if member_id is None:
+            return NO_MEMBERSHIP
+        return member_id, coordinator.generation
+
+
+class ListenerAdapter(ConsumerRebalanceListener):
+    """Hands aiokafka's rebalance callbacks to our listener with our partition type.
+
+    aiokafka only logs an exception raised by a listener, so the first one is
+    kept here and re-raised from the consumer's next poll instead of being lost.
+    """
+
+    def __init__(self, listener: RebalanceListener) -> None:
+        self.listener = listener
+        self.failure: BaseException | None = None
+
+    async def on_partitions_revoked(self, revoked: Iterable[aiokafka.TopicPartition]) -> None:
+        await self._guard(self.listener.on_partitions_revoked(all_from_aiokafka(revoked)))
+
+    async def on_partitions_assigned(self, assigned: Iterable[aiokafka.TopicPartition]) -> None:
+        await self._guard(self.listener.on_partitions_assigned(all_from_aiokafka(assigned)))
+
+    async def _guard(self, callback: Awaitable[None]) -> None:
+        try:
+            await callback
+        except Exception as error:
+            if self.failure is None:
+                self.failure = error
+            raise
+
+    def raise_failure(self) -> None:
+        failure, self.failure = self.failure, None
+        if failure is not None:
+            raise failure
+
+
+def to_raw_batches(
+    batches: Mapping[aiokafka.TopicPartition, list[aiokafka.ConsumerRecord]],
+) -> dict[TopicPartition, list[RawRecord]]:
+    """getmany's result in the transport's types.
+
+    This runs for every record consumed, so it builds the tuples directly:
+    RawRecord(...) would add a Python-level call per record.
+    """
+    result = {}
+    new = tuple.__new__
+    with gc_paused():
+        for tp, messages in batches.items():
+            topic, partition = tp.topic, tp.partition
+            result[TopicPartition(topic, partition)] = [
+                new(RawRecord, (topic, partition, m.offset, m.timestamp, m.key, m.value,
+                                _headers(m.headers) if m.headers else ()))
+                for m in messages
+            ]
+    return result
+
+
+def to_raw_record(message: aiokafka.ConsumerRecord) -> RawRecord:
+    return RawRecord(
+        message.topic,
+        message.partition,
+        message.offset,
+        message.timestamp,
+        message.key,
+        message.value,
+        _headers(message.headers),
+    )
+
+
+def _headers(headers: Iterable[tuple[str, bytes]]) -> tuple[tuple[str, bytes], ...]:
+    return tuple((name, value) for name, value in headers)
