@@ -25,7 +25,6 @@ from streams import App
 from streams.runtime.restore import POLL_RECORDS as RESTORE_POLL_RECORDS
 from streams.runtime.restore import restore_store
 from streams.runtime.stores import TaskStore
-from streams.runtime.worker import Worker
 from streams.serdes import resolve
 from streams.state.spec import StoreSpec
 from streams.transport.kafka import KafkaTransport
@@ -80,7 +79,7 @@ class ConsumptionProbe:
 
 async def run_worker(app: App, records: int) -> dict[str, Any]:
     """Run a worker until it consumed `records`, then commit: "end" is when that commit completes."""
-    worker = Worker(app)
+    worker = app.create_worker()
     await worker.start()
     try:
         probe = ConsumptionProbe(worker.consumer, records)

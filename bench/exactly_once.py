@@ -24,7 +24,6 @@ import time
 from bench.common import BROKERS, REPO, create_topics, delete_topics, median, produce, unique
 from bench.workload import orders
 from streams import App
-from streams.runtime.worker import Worker
 
 GUARANTEES = ("at_least_once", "exactly_once")
 
@@ -43,7 +42,7 @@ async def run_side(args: argparse.Namespace) -> dict:
     app = App(args.group, args.brokers, processing_guarantee=args.child, state_dir=args.state_dir,
               commit_interval=interval)
     pipeline(app, args.input)
-    worker = Worker(app)
+    worker = app.create_worker()
     await worker.start()
     first: list[float] = []
     poll = worker.consumer.poll

@@ -32,6 +32,7 @@ from streams import App
 from streams.compiler.compile import plan_tasks
 from streams.partitioner import KeyPartitioner
 from streams.runtime.stores import TaskStore
+from streams.task.errors_policy import ErrorPolicy
 from streams.task.task import Task
 from streams.transport.kafka.consumer import to_raw_batches
 from streams.transport.kafka.producer import DEFAULTS, KafkaProducer
@@ -123,10 +124,11 @@ def build(pipeline: str, state_dir: Path) -> tuple[App, dict[int, Task]]:
     counts = {**plan.partition_counts, OUTPUT: PARTITIONS}
     counts.update({spec.changelog_topic: PARTITIONS for spec in topology.stores.values()})
     tasks = {}
+    policy = ErrorPolicy(app.config.on_error, app.config.dlq_topic)
     for task_id, task_plan in plan.tasks.items():
         stores = {spec.name: TaskStore(spec, task_plan.partition, state_dir / task_id / spec.name)
                   for spec in task_plan.subtopology.stores}
-        tasks[task_plan.partition] = Task(task_plan, app.app_id, counts, app.error_policy, stores=stores)
+        tasks[task_plan.partition] = Task(task_plan, app.app_id, counts, policy, stores=stores)
     return app, tasks
 
 

@@ -41,7 +41,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams import App
 from streams.partitioner import KeyPartitioner
-from streams.runtime.worker import Worker
 from streams.windows import Tumbling
 
 REPO = Path(__file__).resolve().parent.parent
@@ -155,7 +154,7 @@ async def run_side(args: argparse.Namespace) -> dict[str, Any]:
             grouped.window(window).count(name="counts", emit="final").to(args.output)
         else:
             grouped.count(name="counts")
-        worker = Worker(app)
+        worker = app.create_worker()
         await worker.start()
         first: list[float] = []
         consumed = 0

@@ -25,7 +25,6 @@ import orjson
 
 from streams import App
 from streams.partitioner import partition_for
-from streams.runtime.worker import Worker
 from streams.transport import OutRecord, TopicPartition, TopicSpec
 
 RUN = uuid.uuid4().hex[:8]
@@ -83,7 +82,7 @@ async def main() -> None:
                              + [record(ORDERS, k, v) for k, v in SAMPLE_ORDERS])
     await producer.flush()
 
-    worker = Worker(app, transport)
+    worker = app.create_worker(transport)
     runner = asyncio.create_task(worker.run())
     await worker.wait_started()
     expected_orders = 4
@@ -99,7 +98,7 @@ async def main() -> None:
     worker.stop()
     await runner  # raises what stopped the worker, if anything did
 
-    print(f"enriched orders on {app.brokers}:")
+    print(f"enriched orders on {app.config.brokers}:")
     results = {}
     for key, order in await read_all(transport, ENRICHED):
         results[order["id"]] = (key, order)

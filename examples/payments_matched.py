@@ -25,7 +25,6 @@ import orjson
 
 from streams import App
 from streams.partitioner import partition_for
-from streams.runtime.worker import Worker
 from streams.transport import OutRecord, TopicPartition, TopicSpec
 from streams.windows import JoinWindows
 
@@ -80,7 +79,7 @@ async def main() -> None:
     await producer.flush()
     await producer.stop()
 
-    worker = Worker(app, transport)
+    worker = app.create_worker(transport)
     runner = asyncio.create_task(worker.run())
     await worker.wait_started()
     while not runner.done() and len(await read_all(transport, MATCHED)) < len(sample):
@@ -89,7 +88,7 @@ async def main() -> None:
     await runner  # raises what stopped the worker, if anything did
 
     lines = {key: value for key, value in await read_all(transport, MATCHED)}
-    print(f"orders and their payments on {app.brokers}:")
+    print(f"orders and their payments on {app.config.brokers}:")
     for order_id in sorted(lines):
         line = lines[order_id]
         print(f"  {order_id}: {line['amount']:>3} {'paid by ' + line['paid_by'] if line['paid'] else 'UNPAID'}")

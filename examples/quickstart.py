@@ -16,7 +16,6 @@ import tempfile
 import uuid
 
 from streams import App
-from streams.runtime.worker import Worker
 from streams.transport import OutRecord, TopicPartition, TopicSpec
 
 RUN = uuid.uuid4().hex[:8]
@@ -49,7 +48,7 @@ async def main() -> None:
     await producer.stop()
     expected = {u: sum(1 for e in events if e["user"] == u and e["kind"] == "view") for u in USERS}
 
-    worker = Worker(app, transport)
+    worker = app.create_worker(transport)
     runner = asyncio.create_task(worker.run())
     await worker.wait_started()
     while dict(app.store("views-per-user").items()) != expected:

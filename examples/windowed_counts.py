@@ -20,7 +20,6 @@ from datetime import timedelta
 import orjson
 
 from streams import App
-from streams.runtime.worker import Worker
 from streams.transport import OutRecord, TopicPartition, TopicSpec
 from streams.windows import Session, Tumbling, WindowedSerde
 
@@ -74,7 +73,7 @@ async def main() -> None:
     await producer.stop()
     minutes = {(v["page"], v["ts"] // 60_000) for v in sample[:-1]}
 
-    worker = Worker(app, transport)
+    worker = app.create_worker(transport)
     runner = asyncio.create_task(worker.run())
     await worker.wait_started()
     results = []

@@ -18,7 +18,6 @@ import uuid
 
 from streams import App
 from streams.partitioner import partition_for
-from streams.runtime.worker import Worker
 from streams.transport import OutRecord, TopicPartition, TopicSpec
 
 RUN = uuid.uuid4().hex[:8]
@@ -54,7 +53,7 @@ async def main() -> None:
     await producer.stop()
     expected = collections.Counter(word for line in TEXT for word in line.lower().split())
 
-    worker = Worker(app, transport)
+    worker = app.create_worker(transport)
     runner = asyncio.create_task(worker.run())
     await worker.wait_started()
     while not runner.done() and dict(app.store("word-counts").items()) != expected:
@@ -63,7 +62,7 @@ async def main() -> None:
     await runner  # raises what stopped the worker, if anything did
 
     published = await latest_counts(transport, COUNTS)
-    print(f"counted {sum(expected.values())} words of {len(TEXT)} lines on {app.brokers}:")
+    print(f"counted {sum(expected.values())} words of {len(TEXT)} lines on {app.config.brokers}:")
     for word, count in sorted(published.items(), key=lambda item: (-item[1], item[0])):
         print(f"  {word:>7}: {count}")
     assert published == expected, "the output topic disagrees with the store"

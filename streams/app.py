@@ -3,29 +3,29 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from streams.compiler.compile import CompiledTopology, compile_topology
 from streams.compiler.describe import describe_mermaid, describe_text
 from streams.compiler.topology import Node, TopologyBuilder
+from streams.config import StreamsConfig
 from streams.dsl.global_table import GlobalTable, add_global_table
 from streams.dsl.stream import Stream
 from streams.dsl.table import Table
 from streams.processors.agents import AgentProcessor
 from streams.processors.endpoints import Source, TimestampExtractor
 from streams.processors.stateful import TableSource
-from streams.runtime.scheduler import Schedule, cron, every
+from streams.runtime.scheduler import Clock, Schedule, cron, every
+from streams.runtime.worker import Worker, running_workers
 from streams.serdes import SerdeLike, resolve
 from streams.state.global_store import GLOBAL_KIND
 from streams.state.query import StoreView, store_view
 from streams.state.spec import StoreSpec
-from streams.task.errors_policy import ErrorPolicy
-
-GUARANTEES = ("at_least_once", "exactly_once")
-DEFAULT_BROKERS = "127.0.0.1:9092"
+from streams.transport.base import Transport
+from streams.transport.factory import open_transport
 
 
 def _seconds(value: float | timedelta) -> float:
@@ -35,13 +35,16 @@ def _seconds(value: float | timedelta) -> float:
 class App:
     """A stream application: one consumer group, one topology, many workers.
 
-    brokers: bootstrap servers, or "memory://[NAME]" / "local://PATH" for the embedded broker
-        (streams.transport.embedded); the STREAMS_BROKERS environment variable overrides it.
+    Settings (see docs/configuration.md) are validated here, into one StreamsConfig
+    (app.config); a STREAMS_<SETTING> environment variable overrides the argument.
+    brokers: "host:port[,host:port]", "kafka://...", "memory://[NAME]" or "local://PATH".
     commit_interval: seconds between commits (default 1.0, or 0.1 under exactly-once).
     on_error: "dlq" (default), "skip" or "fail" for records that cannot be processed.
     producer_config / consumer_config: passed through to the Kafka clients.
     max_task_idle: seconds a task with a windowed stream-stream join holds records back while one of
         its input partitions has none buffered, to keep both inputs in timestamp order (docs/joins.md).
+    security_protocol, ssl_context, sasl_mechanism, sasl_plain_username, sasl_plain_password: reach every
+        Kafka client, the admin client included.
     """
 
     def __init__(
@@ -49,39 +52,40 @@ class App:
         app_id: str,
         brokers: str | None = None,
         *,
-        processing_guarantee: str = "at_least_once",
+        processing_guarantee: str | None = None,
         state_dir: str | os.PathLike | None = None,
         commit_interval: float | timedelta | None = None,
-        on_error: str = "dlq",
-        num_standby_replicas: int = 0,
+        on_error: str | None = None,
+        num_standby_replicas: int | None = None,
         producer_config: Mapping[str, Any] | None = None,
         consumer_config: Mapping[str, Any] | None = None,
-        poll_max_records: int = 10_000,
-        max_task_idle: float | timedelta = 0.5,
+        poll_max_records: int | None = None,
+        max_task_idle: float | timedelta | None = None,
+        security_protocol: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        sasl_mechanism: str | None = None,
+        sasl_plain_username: str | None = None,
+        sasl_plain_password: str | None = None,
     ) -> None:
-        if processing_guarantee not in GUARANTEES:
-            raise ValueError(f"processing_guarantee must be one of {GUARANTEES}")
-        self.app_id = app_id
-        self.brokers = os.environ.get("STREAMS_BROKERS") or brokers or DEFAULT_BROKERS
-        self.processing_guarantee = processing_guarantee
-        self.state_dir = Path(state_dir or os.environ.get("STREAMS_STATE_DIR", ".state"))
-        default_interval = 0.1 if processing_guarantee == "exactly_once" else 1.0
-        self.commit_interval = _seconds(commit_interval) if commit_interval is not None else default_interval
-        self.error_policy = ErrorPolicy(on_error, f"{app_id}-dlq")
-        self.num_standby_replicas = num_standby_replicas
-        self.producer_config = dict(producer_config or {})
-        self.consumer_config = dict(consumer_config or {})
-        self.poll_max_records = poll_max_records
-        self.max_task_idle = _seconds(max_task_idle)
+        self.config = StreamsConfig.build(app_id, {
+            "brokers": brokers, "processing_guarantee": processing_guarantee, "state_dir": state_dir,
+            "commit_interval": commit_interval, "on_error": on_error, "num_standby_replicas": num_standby_replicas,
+            "producer_config": producer_config, "consumer_config": consumer_config,
+            "poll_max_records": poll_max_records, "max_task_idle": max_task_idle,
+            "security_protocol": security_protocol, "ssl_context": ssl_context, "sasl_mechanism": sasl_mechanism,
+            "sasl_plain_username": sasl_plain_username, "sasl_plain_password": sasl_plain_password,
+        })
         self.builder = TopologyBuilder(app_id)
-        self.builder.app = self  # lets DSL objects such as windowed tables reach app.store()
         self.schedules: list[Schedule] = []
         self.startup_tasks: list[Callable[[], Any]] = []
-        self.worker: Any = None
 
     @property
-    def exactly_once(self) -> bool:
-        return self.processing_guarantee == "exactly_once"
+    def app_id(self) -> str:
+        return self.config.app_id
+
+    def configure(self, **settings: Any) -> None:
+        """Override settings after the app is defined, as command-line flags do: these win over everything else."""
+        self.config = self.config.with_overrides(**settings)
 
     # -- topology
 
@@ -171,33 +175,29 @@ class App:
         spec = self.builder.stores.get(name)
         if spec is None:
             raise KeyError(f"no store named {name!r}; stores: {sorted(self.builder.stores)}")
-        if self.worker is None:
-            raise RuntimeError("interactive queries need a running worker in this process")
+        workers = running_workers(self.app_id)
+        if not workers:
+            raise RuntimeError("interactive queries need a running worker of this app in this process")
         if spec.kind == GLOBAL_KIND:
-            return store_view(spec, [self.worker.global_tables.stores[name]])
-        return store_view(spec, [t.stores[name] for t in self.worker.tasks.values() if name in t.stores])
+            return store_view(spec, [workers[0].global_tables.stores[name]])
+        return store_view(spec, [t.stores[name] for w in workers for t in w.tasks.values() if name in t.stores])
 
     # -- running
 
-    def transport(self) -> Any:
+    def transport(self) -> Transport:
         """Kafka, or the in-process broker for brokers="memory://[NAME]" or "local://PATH"."""
-        from streams.transport.embedded.registry import is_embedded
+        return open_transport(self.config)
 
-        if is_embedded(self.brokers):
-            from streams.transport.embedded import EmbeddedTransport
-
-            return EmbeddedTransport(self.brokers)
-        from streams.transport.kafka import KafkaTransport
-
-        return KafkaTransport(self.brokers)
+    def create_worker(self, transport: Transport | None = None, clock: Clock | None = None) -> Worker:
+        """A worker of this app, not yet started: `await worker.run()` runs it until stop()."""
+        return Worker(self.config, self.topology(), self.schedules, self.startup_tasks,
+                      transport=transport or self.transport(), clock=clock)
 
     def run(self, restore_progress: Callable[[str, int, Any], None] | None = None) -> None:
         """Run a worker in this process until SIGTERM or SIGINT."""
         import asyncio
 
-        from streams.runtime.worker import Worker
-
-        worker = Worker(self)
+        worker = self.create_worker()
         worker.restore_progress = restore_progress
         asyncio.run(worker.run())
 

@@ -81,13 +81,13 @@ def _replay_command(app: App, args: argparse.Namespace) -> int:
 
     try:
         if args.command == "rebuild":
-            rebuild(app, dry_run=args.dry_run)
+            rebuild(app.config, dry_run=args.dry_run)
             return 0
         if args.command == "reset":
             target = ReplayTarget(earliest=True)
         else:
             target = ReplayTarget.from_options(args.to_earliest, args.to_datetime, args.by_duration, args.to_offset)
-        asyncio.run(replay(app, target, dry_run=args.dry_run))
+        asyncio.run(replay(app.config, app.topology(), target, dry_run=args.dry_run))
     except (StreamsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

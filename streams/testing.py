@@ -22,6 +22,7 @@ from streams.serdes import SerdeLike, resolve
 from streams.state.global_store import GLOBAL_KIND, GlobalStore, TaskGlobalStore, global_specs
 from streams.state.memory import InMemoryStore
 from streams.state.query import StoreView, store_view
+from streams.task.errors_policy import ErrorPolicy
 from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
 
@@ -30,8 +31,10 @@ class TestDriver:
     __test__ = False  # not a pytest test class
 
     def __init__(self, app: App, partitions: Mapping[str, int] | None = None, wall_clock_ms: int = 0) -> None:
-        self.app = app
+        """Compile `app`'s topology and build its tasks; only its config and topology are kept, not the App."""
+        self.config = app.config
         self.topology = app.topology()
+        self.error_policy = ErrorPolicy(self.config.on_error, self.config.dlq_topic)
         counts = dict(partitions or {})
         for topic in self.topology.external_source_topics:
             counts.setdefault(topic, 1)
@@ -40,7 +43,7 @@ class TestDriver:
         for sub in self.topology.subtopologies:
             for topic in sub.sink_topics:
                 self.partition_counts.setdefault(topic, counts.get(topic, 1))
-        self.partition_counts.setdefault(app.error_policy.dlq_topic, 1)
+        self.partition_counts.setdefault(self.config.dlq_topic, 1)
         self.wall_clock = wall_clock_ms
         # Records piped to a global table's topic update its one store, which every task reads.
         self.global_stores = {s.name: GlobalStore(s, InMemoryStore(s.name))
@@ -49,7 +52,8 @@ class TestDriver:
             self.partition_counts.setdefault(store.topic, counts.get(store.topic, 1))
         global_views = {name: TaskGlobalStore(store) for name, store in self.global_stores.items()}
         self.tasks = {
-            task_id: Task(plan, app.app_id, self.partition_counts, app.error_policy, clock=lambda: self.wall_clock,
+            task_id: Task(plan, self.config.app_id, self.partition_counts, self.error_policy,
+                          clock=lambda: self.wall_clock,
                           stores={**{s.name: TaskStore(s, plan.partition, None) for s in plan.subtopology.stores},
                                   **global_views})
             for task_id, plan in self.plan.tasks.items()

@@ -78,7 +78,7 @@ FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
 @contextlib.asynccontextmanager
 async def running(app: App, ready_timeout: float = 30.0) -> AsyncIterator[Worker]:
     """Run a worker for `app` in this event loop until the block exits."""
-    worker = Worker(app)
+    worker = app.create_worker()
     runner = asyncio.create_task(_run_worker(worker))
     try:
         deadline = time.monotonic() + ready_timeout

@@ -16,6 +16,7 @@ import pytest
 from streams import App
 from streams.compiler.compile import plan_tasks
 from streams.serdes import resolve
+from streams.task.errors_policy import ErrorPolicy
 from streams.task.task import CHUNK_RECORDS, Task
 from streams.transport.base import RawRecord, TopicPartition
 
@@ -25,8 +26,8 @@ IN = TopicPartition("in", 0)
 
 def one_task(app: App) -> Task:
     plan = plan_tasks(app.topology(), {"in": 1})
-    counts = {**plan.partition_counts, "out": 1, app.error_policy.dlq_topic: 1}
-    return Task(plan.tasks["0_0"], app.app_id, counts, app.error_policy)
+    counts = {**plan.partition_counts, "out": 1, app.config.dlq_topic: 1}
+    return Task(plan.tasks["0_0"], app.app_id, counts, ErrorPolicy(app.config.on_error, app.config.dlq_topic))
 
 
 def raw(offset: int, key: bytes | None, value: bytes | None) -> RawRecord:

@@ -420,7 +420,7 @@ async def test_a_second_producer_with_the_same_transactional_id_fences_the_first
 def app_on(target: Target, tmp_path, **options) -> App:
     app = App(unique_name(f"conf-{target.kind}"), state_dir=tmp_path / target.kind, commit_interval=0.2,
               consumer_config=FAST_GROUP, **options)
-    app.brokers = target.url  # STREAMS_BROKERS would otherwise override the constructor argument
+    app.configure(brokers=target.url)
     return app
 
 
@@ -521,7 +521,7 @@ async def test_app_dead_letter_queue(targets, tmp_path):
                                keyed(src, 1, "c", {"n": 3}), keyed(src, 1, "d", {"x": 1})])
         async with running(app):
             good = await collect(target, out, 1, lambda rs: len(rs) >= 2)
-            dead = await collect(target, app.error_policy.dlq_topic, 1, lambda rs: len(rs) >= 2)
+            dead = await collect(target, app.config.dlq_topic, 1, lambda rs: len(rs) >= 2)
         kept = ("streams.error.partition", "streams.error.offset", "streams.error.type")
         return ([(r.key, r.value) for r in good],
                 [(r.key, r.value, [(n, v) for n, v in r.headers if n in kept]) for r in dead])

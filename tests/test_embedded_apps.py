@@ -32,7 +32,7 @@ def memory_target() -> Target:
 
 def counting_app(url: str, app_id: str, state_dir, src: str, out: str, **options) -> App:
     app = App(app_id, state_dir=state_dir, commit_interval=0.1, consumer_config=FAST, **options)
-    app.brokers = url
+    app.configure(brokers=url)
     app.stream(src).group_by(lambda k, v: v["user"], name="by-user").count(name="counts").to_stream().to(out)
     return app
 
@@ -68,7 +68,7 @@ async def test_two_workers_in_one_process_share_the_tasks(memory_target, tmp_pat
 
     def make(name: str) -> App:
         app = App(app_id, state_dir=tmp_path / name, commit_interval=0.1, consumer_config=FAST)
-        app.brokers = memory_target.url
+        app.configure(brokers=memory_target.url)
         app.stream(src).map_values(lambda v: v["n"] * 10).to(out)
         return app
 
@@ -115,7 +115,7 @@ async def test_a_fenced_worker_task_is_closed_by_the_worker(memory_target, tmp_p
     await create(memory_target, TopicSpec(src, 1), TopicSpec(out, 1))
     app = App(app_id, state_dir=tmp_path, commit_interval=30, consumer_config=FAST,
               processing_guarantee="exactly_once")
-    app.brokers = memory_target.url
+    app.configure(brokers=memory_target.url)
     app.stream(src).map_values(lambda v: v["n"]).to(out)
     async with running(app) as worker:
         usurper = memory_target.transport.producer(transactional_id=f"{app_id}-0_0")

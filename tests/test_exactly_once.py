@@ -58,9 +58,8 @@ async def test_exception_mid_batch_aborts_and_nothing_of_it_is_visible(brokers, 
     app = eos_app(brokers, app_id, tmp_path, on_error="fail", commit_interval=30)
     app.stream(src).map_values(lambda v: 100 // v).to(out)
     await produce(brokers, src, [(f"k{i}", i + 1) for i in range(50)])
-    from streams.runtime.worker import Worker
 
-    worker = Worker(app)
+    worker = app.create_worker()
     await worker.start()
     await wait_for(lambda: worker.tasks)
     loop = asyncio.create_task(worker.loop())

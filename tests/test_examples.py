@@ -14,7 +14,6 @@ import sys
 
 import orjson
 
-from streams.runtime.worker import Worker
 from streams.transport import OutRecord, TopicPartition, TopicSpec
 from tests.process_helpers import REPO
 from tests.transport_helpers import read_all, run_until
@@ -23,8 +22,8 @@ from tests.transport_helpers import read_all, run_until
 def load(name: str, brokers: str, state_dir):
     module = importlib.import_module(f"examples.{name}")
     module = importlib.reload(module)
-    module.app.brokers = brokers
-    module.app.state_dir = state_dir
+    module.app.configure(brokers=brokers)
+    module.app.configure(state_dir=state_dir)
     return module
 
 
@@ -57,7 +56,7 @@ async def test_clicks_pipeline(embedded_brokers, tmp_path):
         json_record("clicks", "bo", {"user": "bo", "page": "/cart", "ms": 80}),
         json_record("clicks", "cy", b"not json"),
     ])
-    worker = Worker(module.app)
+    worker = module.app.create_worker()
     runner = asyncio.create_task(worker.run())
     try:
         async with asyncio.timeout(20):

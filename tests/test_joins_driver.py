@@ -405,7 +405,7 @@ def test_stream_stream_join_matches_the_model_after_every_record(events, window,
 def join_task(driver: TestDriver, path=None) -> Task:
     plan = driver.plan.tasks["0_0"]
     stores = {s.name: TaskStore(s, 0, None if path is None else path / s.name) for s in plan.subtopology.stores}
-    return Task(plan, "junit", driver.partition_counts, driver.app.error_policy, stores=stores)
+    return Task(plan, "junit", driver.partition_counts, driver.error_policy, stores=stores)
 
 
 def feed_batches(task: Task, events, start: int, stop: int) -> list[tuple]:
@@ -498,7 +498,7 @@ def test_a_task_keeps_two_inputs_in_timestamp_order_across_polls():
     now = [0]
     with TestDriver(app) as driver:
         plan = driver.plan.tasks["0_0"]
-        task = Task(plan, "junit", driver.partition_counts, driver.app.error_policy, clock=lambda: now[0],
+        task = Task(plan, "junit", driver.partition_counts, driver.error_policy, clock=lambda: now[0],
                     max_idle_ms=200, stores={s.name: TaskStore(s, 0, None) for s in plan.subtopology.stores})
         # The first poll brings only the right input, far ahead of the left one.
         task.process({TopicPartition("right", 0): [raw_at("right", 0, 5, b"a", b'"pa"'),

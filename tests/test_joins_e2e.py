@@ -173,7 +173,6 @@ async def test_join_state_survives_a_restart_and_a_wiped_state_dir(brokers, tmp_
 
 async def test_embedded_broker_runs_joins(embedded_brokers, tmp_path):
     """The same worker code on the in-memory broker: a global table and a windowed join."""
-    from streams.runtime.worker import Worker
     from streams.transport import OutRecord, TopicSpec
 
     app = App(unique_name("emb"), brokers=embedded_brokers, state_dir=tmp_path, commit_interval=0.1)
@@ -192,7 +191,7 @@ async def test_embedded_broker_runs_joins(embedded_brokers, tmp_path):
                               OutRecord("payments", 0, b"k", b'"paid"', 1500, ())])
     await producer.flush()
     await producer.stop()
-    worker = Worker(app, transport)
+    worker = app.create_worker(transport)
     runner = asyncio.create_task(worker.run())
     try:
         await worker.wait_started()

@@ -56,7 +56,7 @@ async def test_replay_on_local_broker_reproduces_outputs(tmp_path, monkeypatch):
     await admin.stop()
     await run_until(app, lambda: dict(app.store("counts").items()) == {"u0": 10, "u1": 10, "u2": 10})
     first = await read_all(transport, "counts")
-    lines = await replay(app, ReplayTarget(earliest=True), out=lambda line: None)
+    lines = await replay(app.config, app.topology(), ReplayTarget(earliest=True), out=lambda line: None)
     assert "  set clicks[0] to offset 0" in lines
     assert "  delete internal topic plugin-demo-counts-changelog" in lines
     close_broker(url)  # durable: a new broker instance on the same path sees everything

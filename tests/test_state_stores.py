@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from streams.state import sortedkeys
 from streams.state.errors import StoreCorruptedError, StoreError
 from streams.state.memory import InMemoryStore
-from streams.state.rocksdb import RocksDBConfig, RocksDBStore, store_path, wipe_store_dir
+from streams.state.rocksdb import RocksDBConfig, RocksDBStore, wipe_store_dir
 from streams.state.store import CheckpointedStore, KeyValueStore, prefix_end
 
 REPO = Path(__file__).resolve().parent.parent
@@ -301,19 +301,6 @@ def test_scan_bounds_may_be_temporaries(tmp_path):
             assert len(list(store.prefix(bytes(bytearray(b"k%03d" % (i // 10)))))) == 10
     finally:
         store.close()
-
-
-def test_store_path_layout(tmp_path):
-    assert store_path(tmp_path, "app", "1_3", "counts") == tmp_path / "app" / "1_3" / "counts"
-    store = RocksDBStore.for_task(tmp_path, "app", "1_3", "counts")
-    try:
-        assert store.path == tmp_path / "app" / "1_3" / "counts"
-        assert (store.path / "CURRENT").exists()
-    finally:
-        store.close()
-    for bad in ("", ".", "..", "a/b", "a\\b"):
-        with pytest.raises(ValueError):
-            store_path(tmp_path, "app", "0_0", bad)
 
 
 def test_data_and_checkpoint_survive_reopen(tmp_path):

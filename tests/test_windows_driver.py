@@ -258,7 +258,7 @@ def test_queries_separate_keys_that_prefix_each_other():
         assert view.get(Windowed("ab", 20, 30)) == 1 and view.get(Windowed("x", 0, 10), 0) == 0
         assert len(view) == 5
     with pytest.raises(RuntimeError, match="running worker"):
-        table.fetch("a")
+        app.store(table.store_name).fetch("a")
 
 
 def test_windowed_serde_round_trip():
@@ -286,7 +286,7 @@ def test_group_by_repartitions_before_windowing():
 def open_task(driver: TestDriver, path) -> Task:
     plan = driver.plan.tasks["0_0"]
     stores = {s.name: TaskStore(s, 0, path / s.name) for s in plan.subtopology.stores}
-    return Task(plan, "wunit", driver.partition_counts, driver.app.error_policy, stores=stores)
+    return Task(plan, "wunit", driver.partition_counts, driver.error_policy, stores=stores)
 
 
 def feed(task: Task, records, offset: int) -> list:

@@ -72,8 +72,8 @@ async def test_hopping_updates_and_queries(brokers, tmp_path):
                                 ("s", 5_000, 15_000, 10), ("s", 5_000, 15_000, 110), ("s", 10_000, 20_000, 100)]
         expected = [(Windowed("s", BASE + s, BASE + s + 10_000), v)
                     for s, v in [(-5_000, 1), (0, 11), (5_000, 110), (10_000, 100)]]
-        assert table.fetch("s") == expected
-        assert table.fetch("s", BASE, BASE + 5_000) == expected[1:3]
+        assert app.store(table.store_name).fetch("s") == expected
+        assert app.store(table.store_name).fetch("s", BASE, BASE + 5_000) == expected[1:3]
         assert app.store("sums").fetch_all(BASE + 10_000) == expected[3:]
 
 
@@ -87,7 +87,7 @@ async def test_sliding_updates(brokers, tmp_path):
     async with running(app):
         got = await read_topic(brokers, out, expected=9)
         assert await read_topic(brokers, out, idle=1.0) == got
-        stored = table.fetch("a")
+        stored = app.store(table.store_name).fetch("a")
     last = {}
     for _key, start, end, count in results(got):
         last[(start, end)] = count
@@ -139,13 +139,14 @@ async def test_open_windows_and_stream_time_survive_a_restart(brokers, tmp_path,
                                  ("a", 1, BASE + 15_000), ("b", 1, BASE + 18_000)])
     async with running(app):
         first = await read_topic(brokers, out, expected=2)
-        await wait_for(lambda: len(table.fetch_all()) == 2)
+        await wait_for(lambda: len(app.store(table.store_name).fetch_all()) == 2)
     assert sorted(results(first)) == [("a", 0, 10_000, 1), ("b", 0, 10_000, 1)]
 
     app, table = build(tmp_path / ("second" if wipe else "first"))
     async with running(app) as worker:
         # Restored before any new record: the open windows, and the stream time (b at 5 s is late).
-        assert [(w.key, w.start - BASE, n) for w, n in table.fetch_all()] == [("a", 10_000, 2), ("b", 10_000, 1)]
+        windows = app.store(table.store_name).fetch_all()
+        assert [(w.key, w.start - BASE, n) for w, n in windows] == [("a", 10_000, 2), ("b", 10_000, 1)]
         await produce(brokers, src, [("b", 1, BASE + 5_000), ("a", 1, BASE + 19_000), ("c", 1, BASE + 20_000)])
         everything = await read_topic(brokers, out, expected=4)
         await wait_for(lambda: worker.metrics.get("late_records") == 1)

@@ -122,9 +122,8 @@ async def test_fail_policy_stops_without_committing_past_the_record(brokers, tmp
     app = make_app(brokers, tmp_path, on_error="fail")
     app.stream(src).map_values(lambda v: 10 // v).to(out)
     await produce(brokers, src, [("a", 1), ("b", 2)])
-    from streams.runtime.worker import Worker
 
-    worker = Worker(app)
+    worker = app.create_worker()
     await worker.start()
     await wait_for(lambda: worker.tasks)
     loop_task = asyncio.create_task(worker.loop())

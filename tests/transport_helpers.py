@@ -6,13 +6,12 @@ import asyncio
 from collections.abc import Callable
 
 from streams import App
-from streams.runtime.worker import Worker
 from streams.transport import TopicPartition
 
 
 async def run_until(app: App, condition: Callable[[], bool], timeout: float = 20) -> None:
     """Run a worker for the app until it has tasks and the condition holds, then stop it cleanly."""
-    worker = Worker(app)
+    worker = app.create_worker()
     runner = asyncio.create_task(worker.run())
     try:
         async with asyncio.timeout(timeout):

@@ -13,7 +13,7 @@ from streams.processors.windowed.session import SessionWindowAggregate
 from streams.processors.windowed.sliding import SlidingWindowAggregate
 from streams.serdes import Serde, SerdeLike, resolve
 from streams.state.spec import StoreSpec
-from streams.windows.definitions import Duration, WindowDefinition, Windowed, to_ms
+from streams.windows.definitions import Duration, WindowDefinition, to_ms
 from streams.windows.query import WindowStoreView
 from streams.windows.serde import WindowedSerde
 
@@ -129,17 +129,3 @@ class WindowedTable:
            name: str | None = None) -> None:
         """Write the results to a topic; keys by default are WindowedSerde bytes (key, start, end)."""
         self.to_stream().to(topic, key_serde=key_serde, value_serde=value_serde, name=name)
-
-    def fetch(self, key: Any, time_from: int | None = None, time_to: int | None = None) -> list[tuple[Windowed, Any]]:
-        """The windows of `key` starting in [time_from, time_to], from the tasks running in this process."""
-        return self._view().fetch(key, time_from, time_to)
-
-    def fetch_all(self, time_from: int | None = None, time_to: int | None = None) -> list[tuple[Windowed, Any]]:
-        """Every key's windows starting in [time_from, time_to], from the tasks running in this process."""
-        return self._view().fetch_all(time_from, time_to)
-
-    def _view(self) -> WindowStoreView:
-        app = getattr(self._builder, "app", None)
-        if app is None:
-            raise RuntimeError(f"query the store through app.store({self.store_name!r}) or TestDriver.store()")
-        return app.store(self.store_name)

@@ -14,9 +14,9 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from streams.config import StreamsConfig
 from streams.errors import TopologyError
 from streams.state.global_store import GlobalStore
 from streams.state.restore import needs_wipe
@@ -29,22 +29,19 @@ log = logging.getLogger(__name__)
 POLL_RECORDS = 50_000
 
 
-def open_global_store(spec: StoreSpec, state_dir: Path, app_id: str, config: RocksDBConfig | None) -> GlobalStore:
+def open_global_store(spec: StoreSpec, config: StreamsConfig, store_config: RocksDBConfig | None) -> GlobalStore:
     """The global table's store at <state_dir>/<app_id>/global/<name>."""
-    local, _rebuilt = RocksDBStore.open_or_rebuild(spec.name, Path(state_dir) / app_id / "global" / spec.name,
-                                                   config)
+    local, _rebuilt = RocksDBStore.open_or_rebuild(spec.name, config.state_path("global", spec.name), store_config)
     return GlobalStore(spec, local)
 
 
 class GlobalTables:
-    def __init__(self, specs: list[StoreSpec], transport: Transport, state_dir: Path, app_id: str,
-                 config: RocksDBConfig | None = None, consumer_config: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, specs: list[StoreSpec], transport: Transport, config: StreamsConfig,
+                 store_config: RocksDBConfig | None = None) -> None:
         self.specs = specs
         self.transport = transport
-        self.state_dir = state_dir
-        self.app_id = app_id
         self.config = config
-        self.consumer_config = dict(consumer_config or {})
+        self.store_config = store_config
         self.stores: dict[str, GlobalStore] = {}
         self.applied: dict[str, int] = {}
         self._by_topic: dict[str, list[GlobalStore]] = defaultdict(list)
@@ -60,10 +57,11 @@ class GlobalTables:
         if missing:
             raise TopologyError(f"global table topics do not exist: {', '.join(missing)}")
         for spec in self.specs:
-            store = open_global_store(spec, self.state_dir, self.app_id, self.config)
+            store = open_global_store(spec, self.config, self.store_config)
             self.stores[spec.name] = store
             self._by_topic[store.topic].append(store)
-        self._consumer = self.transport.consumer(None, isolation_level="read_committed", config=self.consumer_config)
+        self._consumer = self.transport.consumer(None, isolation_level="read_committed",
+                                                 config=self.config.consumer_config)
         await self._consumer.start()
         partitions = [TopicPartition(t, p) for t in topics for p in range(info[t].partitions)]
         self._consumer.assign(partitions)

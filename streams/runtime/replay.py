@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from streams.app import App
+from streams.compiler.compile import CompiledTopology
+from streams.config import StreamsConfig
 from streams.errors import StreamsError
 from streams.transport.base import Admin, TopicPartition
+from streams.transport.factory import open_transport
 
 _DURATION = re.compile(r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?"
                        r"(?:(?P<minutes>\d+(?:\.\d+)?)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$")
@@ -64,8 +66,7 @@ class ReplayTarget:
         return f"offset {self.offset}"
 
 
-async def _input_partitions(app: App, admin: Admin) -> list[TopicPartition]:
-    topology = app.topology()
+async def _input_partitions(topology: CompiledTopology, admin: Admin) -> list[TopicPartition]:
     info = await admin.describe_topics(topology.external_source_topics)
     missing = sorted(t for t, i in info.items() if i is None)
     if missing:
@@ -83,14 +84,14 @@ async def _targets(admin: Admin, partitions: list[TopicPartition], target: Repla
     return {tp: min(max(target.offset, earliest[tp]), latest[tp]) for tp in partitions}
 
 
-def internal_topics(app: App) -> list[str]:
-    topology = app.topology()
+def internal_topics(topology: CompiledTopology) -> list[str]:
     changelogs = [s.changelog_topic for s in topology.stores.values()
                   if s.changelog_topic and not s.options.get("source_topic")]
     return sorted({*topology.repartition_topics, *changelogs})
 
 
-async def replay(app: App, target: ReplayTarget, dry_run: bool = False, delete_internal: bool = True,
+async def replay(config: StreamsConfig, topology: CompiledTopology, target: ReplayTarget, dry_run: bool = False,
+                 delete_internal: bool = True,
                  out: Callable[[str], None] = print) -> list[str]:
     """Reset input offsets to the target, delete internal topics and wipe local state."""
     lines: list[str] = []
@@ -99,35 +100,35 @@ async def replay(app: App, target: ReplayTarget, dry_run: bool = False, delete_i
         lines.append(line)
         out(line)
 
-    admin = app.transport().admin()
+    admin = open_transport(config).admin()
     await admin.start()
     try:
-        members = await admin.active_members(app.app_id)
+        members = await admin.active_members(config.app_id)
         if members:
-            raise StreamsError(f"application {app.app_id!r} has {len(members)} active members; stop every worker "
+            raise StreamsError(f"application {config.app_id!r} has {len(members)} active members; stop every worker "
                                "before replaying (the reset needs the consumer group empty)")
-        partitions = await _input_partitions(app, admin)
+        partitions = await _input_partitions(topology, admin)
         offsets = await _targets(admin, partitions, target)
         prefix = "would " if dry_run else ""
-        say(f"{prefix}reset {app.app_id} to {target.describe()}:")
+        say(f"{prefix}reset {config.app_id} to {target.describe()}:")
         for tp in partitions:
             say(f"  {prefix}set {tp.topic}[{tp.partition}] to offset {offsets[tp]}")
         if not dry_run:
-            await admin.set_committed_offsets(app.app_id, offsets)
+            await admin.set_committed_offsets(config.app_id, offsets)
         if delete_internal:
-            existing = await admin.describe_topics(internal_topics(app))
+            existing = await admin.describe_topics(internal_topics(topology))
             for topic in sorted(t for t, info in existing.items() if info is not None):
                 say(f"  {prefix}delete internal topic {topic}")
             if not dry_run:
                 await admin.delete_topics([t for t, info in existing.items() if info is not None])
-        wipe_local_state(app, dry_run, say)
+        wipe_local_state(config, dry_run, say)
     finally:
         await admin.stop()
     return lines
 
 
-def wipe_local_state(app: App, dry_run: bool, say: Callable[[str], None]) -> None:
-    folder = app.state_dir / app.app_id
+def wipe_local_state(config: StreamsConfig, dry_run: bool, say: Callable[[str], None]) -> None:
+    folder = config.state_path()
     prefix = "would " if dry_run else ""
     if folder.exists():
         say(f"  {prefix}delete local state {folder}")
@@ -137,7 +138,7 @@ def wipe_local_state(app: App, dry_run: bool, say: Callable[[str], None]) -> Non
         say(f"  no local state at {folder}")
 
 
-def rebuild(app: App, dry_run: bool = False, out: Callable[[str], None] = print) -> list[str]:
+def rebuild(config: StreamsConfig, dry_run: bool = False, out: Callable[[str], None] = print) -> list[str]:
     """Wipe local state only: the next start restores every store from its changelog."""
     lines: list[str] = []
 
@@ -145,6 +146,6 @@ def rebuild(app: App, dry_run: bool = False, out: Callable[[str], None] = print)
         lines.append(line)
         out(line)
 
-    say(f"{'would rebuild' if dry_run else 'rebuilding'} local state of {app.app_id} from changelogs on next start:")
-    wipe_local_state(app, dry_run, say)
+    say(f"{'would rebuild' if dry_run else 'rebuilding'} local state of {config.app_id} from changelogs on next start:")
+    wipe_local_state(config, dry_run, say)
     return lines

@@ -1,4 +1,4 @@
-"""The worker: runs an App's tasks on a consumer group.
+"""The worker: runs an application's tasks on a consumer group.
 
 The loop is: poll a batch, split it by task, run each task's part through its
 processors, queue all outputs on the producer with one call, and commit on the
@@ -14,12 +14,13 @@ import logging
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from rocksdict import Cache
 
 from streams.compiler.compile import CompiledTopology, PhysicalPlan, plan_tasks
+from streams.config import StreamsConfig
 from streams.errors import TaskFencedError, TopologyError
 from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
@@ -27,37 +28,45 @@ from streams.runtime.assignor import MemberState, TaskAssignor
 from streams.runtime.commit import CommitStats, commit_tasks
 from streams.runtime.global_tables import GlobalTables
 from streams.runtime.restore import RestoreResult, restore_store
-from streams.runtime.scheduler import Clock, Scheduler
+from streams.runtime.scheduler import Clock, Schedule, Scheduler
 from streams.runtime.standby import StandbyTasks
 from streams.runtime.stores import TaskStore
 from streams.runtime.topics import changelog_specs, internal_topic_problem
 from streams.runtime.transactions import TaskTransactions
 from streams.state.global_store import TaskGlobalStore, global_specs
 from streams.state.rocksdb import RocksDBConfig
+from streams.task.errors_policy import ErrorPolicy
 from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition, TopicSpec
-
-if TYPE_CHECKING:
-    from streams.app import App
 
 log = logging.getLogger(__name__)
 
 DLQ_PARTITIONS = 1
+_running: dict[str, list[Worker]] = {}
+
+
+def running_workers(app_id: str) -> list[Worker]:
+    """The started workers of an application in this process, for interactive queries."""
+    return list(_running.get(app_id, ()))
 
 
 class Worker:
     """One process's share of an application."""
 
-    def __init__(self, app: App, transport: Any = None, clock: Clock | None = None) -> None:
-        self.app = app
-        self.transport = transport or app.transport()
+    def __init__(self, config: StreamsConfig, topology: CompiledTopology, schedules: Sequence[Schedule] = (),
+                 startup_tasks: Sequence[Callable[[], Any]] = (), *, transport: Any,
+                 clock: Clock | None = None) -> None:
+        self.config = config
+        self.transport = transport
+        self.startup_tasks = list(startup_tasks)
+        self.error_policy = ErrorPolicy(config.on_error, config.dlq_topic)
         self.scheduler = Scheduler(clock)
-        for schedule in app.schedules:
+        for schedule in schedules:
             self.scheduler.add(schedule)
         self.tasks: dict[str, Task] = {}
         self.metrics = Metrics()
         self.commit_stats = CommitStats()
-        self.topology: CompiledTopology | None = None
+        self.topology = topology
         self.plan: PhysicalPlan | None = None
         self.partition_counts: dict[str, int] = {}
         self.assignor: TaskAssignor | None = None
@@ -74,7 +83,7 @@ class Worker:
                                           block_cache=Cache(64 << 20))
         self.restore_results: list[RestoreResult] = []
         self.restore_progress: Callable[[str, int, Any], None] | None = None
-        self._isolation_level = "read_committed" if app.exactly_once else "read_uncommitted"
+        self._isolation_level = "read_committed" if config.exactly_once else "read_uncommitted"
 
     # -- lifecycle
 
@@ -98,41 +107,39 @@ class Worker:
         self._stopping.set()
 
     async def start(self) -> None:
-        self.app.worker = self
-        self.topology = self.app.topology()
+        _running.setdefault(self.config.app_id, []).append(self)
         self.admin = self.transport.admin()
         await self.admin.start()
         self.plan = await self._prepare_topics(self.topology)
         # Global tables load in full before the worker joins the group, so before any task exists.
         self.global_tables = GlobalTables(global_specs(self.topology.stores.values()), self.transport,
-                                          self.app.state_dir, self.app.app_id, self.store_config,
-                                          self.app.consumer_config)
+                                          self.config, self.store_config)
         await self.global_tables.start(self.admin)
-        for fn in self.app.startup_tasks:
+        for fn in self.startup_tasks:
             result = fn()
             if asyncio.iscoroutine(result):
                 await result
-        if self.app.exactly_once:
-            self.transactions = TaskTransactions(self.transport, self.app.app_id, self.app.producer_config)
+        if self.config.exactly_once:
+            self.transactions = TaskTransactions(self.transport, self.config.app_id, self.config.producer_config)
         else:
-            self.producer = self.transport.producer(config=self.app.producer_config)
+            self.producer = self.transport.producer(config=self.config.producer_config)
             await self.producer.start()
-        self.assignor = TaskAssignor(self._plan_for, self._member_state, self.app.num_standby_replicas)
+        self.assignor = TaskAssignor(self._plan_for, self._member_state, self.config.num_standby_replicas)
         self._restore_consumer = self.transport.consumer(None, isolation_level="read_committed",
-                                                         config=self.app.consumer_config)
+                                                         config=self.config.consumer_config)
         await self._restore_consumer.start()
         self._standby_consumer = self.transport.consumer(None, isolation_level="read_committed",
-                                                         config=self.app.consumer_config)
+                                                         config=self.config.consumer_config)
         await self._standby_consumer.start()
         self.standbys = StandbyTasks(self._standby_consumer, self._open_stores)
-        self.consumer = self.transport.consumer(self.app.app_id, assignor=self.assignor,
+        self.consumer = self.transport.consumer(self.config.app_id, assignor=self.assignor,
                                                 isolation_level=self._isolation_level,
-                                                config=self.app.consumer_config)
+                                                config=self.config.consumer_config)
         self.consumer.subscribe(self.topology.all_source_topics, self)
         await self.consumer.start()
         self.scheduler.start()
         self._started.set()
-        log.info("worker of %s started with %d tasks in its plan", self.app.app_id, len(self.plan.tasks))
+        log.info("worker of %s started with %d tasks in its plan", self.config.app_id, len(self.plan.tasks))
 
     async def shutdown(self, commit: bool = True) -> None:
         """Leave the group; commit first unless the loop failed (then the last commit stands)."""
@@ -161,7 +168,9 @@ class Worker:
                 except Exception:
                     log.exception("closing %s failed", type(client).__name__)
         self.consumer = self._restore_consumer = self._standby_consumer = self.producer = self.admin = None
-        self.app.worker = None
+        workers = _running.get(self.config.app_id, [])
+        if self in workers:
+            workers.remove(self)
 
     async def wait_started(self) -> None:
         await self._started.wait()
@@ -179,8 +188,8 @@ class Worker:
         plan = plan_tasks(topology, {t: (i.partitions if i else None) for t, i in info.items()})
         specs = [TopicSpec(t, plan.partition_counts[t]) for t in sorted(internal)]
         specs.extend(changelog_specs(topology, plan))
-        if self.app.error_policy.mode == "dlq":
-            specs.append(TopicSpec(self.app.error_policy.dlq_topic, DLQ_PARTITIONS))
+        if self.error_policy.mode == "dlq":
+            specs.append(TopicSpec(self.error_policy.dlq_topic, DLQ_PARTITIONS))
         await self.admin.create_topics(specs)
         await self._check_internal_topics(specs)
         self.partition_counts = dict(plan.partition_counts)
@@ -272,7 +281,7 @@ class Worker:
 
     def _open_stores(self, task_id: str) -> dict[str, TaskStore]:
         plan = self.plan.tasks[task_id]
-        return {spec.name: TaskStore(spec, plan.partition, self.app.state_dir / self.app.app_id / task_id / spec.name,
+        return {spec.name: TaskStore(spec, plan.partition, self.config.state_path(task_id, spec.name),
                                      self.store_config)
                 for spec in plan.subtopology.stores}
 
@@ -288,8 +297,8 @@ class Worker:
             if result is not None:
                 self.restore_results.append(result)
         stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
-        return Task(plan, self.app.app_id, self.partition_counts, self.app.error_policy, stores=stores,
-                    metrics=self.metrics, max_idle_ms=int(self.app.max_task_idle * 1000))
+        return Task(plan, self.config.app_id, self.partition_counts, self.error_policy, stores=stores,
+                    metrics=self.metrics, max_idle_ms=int(self.config.max_task_idle * 1000))
 
     # -- the loop
 
@@ -297,13 +306,13 @@ class Worker:
         while not self._stopping.is_set():
             wait_s = self.scheduler.seconds_until_next()
             timeout_ms = 100 if wait_s is None else max(0, min(100, int(wait_s * 1000)))
-            batches = await self.consumer.poll(timeout_ms, self.app.poll_max_records)
+            batches = await self.consumer.poll(timeout_ms, self.config.poll_max_records)
             if self.global_tables.stores:
                 await self.global_tables.poll()
             if batches or self._holding():
                 async with self._lock:
                     await self._process(batches)
-            if time.monotonic() - self._last_commit >= self.app.commit_interval:
+            if time.monotonic() - self._last_commit >= self.config.commit_interval:
                 async with self._lock:
                     await self._punctuate()
                     await self._commit()
@@ -384,7 +393,7 @@ class Worker:
             return
         try:
             await commit_tasks(self.tasks.values(), lambda task: self.transactions.by_task[task.task_id],
-                               self.consumer, exactly_once=True, group_id=self.app.app_id, stats=self.commit_stats)
+                               self.consumer, exactly_once=True, group_id=self.config.app_id, stats=self.commit_stats)
         except Exception as exc:
             log.warning("commit failed (%s: %s)", type(exc).__name__, exc)
             await self._abandon_all()

@@ -54,14 +54,6 @@ class RocksDBConfig:
     disable_wal: bool = False
 
 
-def store_path(state_dir: str | os.PathLike[str], app_id: str, task_id: str, store_name: str) -> Path:
-    """<state_dir>/<app_id>/<task_id>/<store_name>, refusing names that would escape that layout."""
-    for label, part in (("app_id", app_id), ("task_id", task_id), ("store_name", store_name)):
-        if not part or part in (".", "..") or any(c in part for c in "/\\\0"):
-            raise ValueError(f"{label} {part!r} cannot be used as a directory name")
-    return Path(state_dir) / app_id / task_id / store_name
-
-
 def wipe_store_dir(path: str | os.PathLike[str]) -> None:
     """Delete a store's directory so the next open starts empty; a missing directory is fine.
 
@@ -87,18 +79,6 @@ class RocksDBStore:
         self._write_options.disable_wal = self.config.disable_wal
         self._closed = True
         self._open()
-
-    @classmethod
-    def for_task(
-        cls,
-        state_dir: str | os.PathLike[str],
-        app_id: str,
-        task_id: str,
-        name: str,
-        config: RocksDBConfig | None = None,
-    ) -> RocksDBStore:
-        """Open the store at its standard place under state_dir."""
-        return cls(name, store_path(state_dir, app_id, task_id, name), config)
 
     @classmethod
     def open_or_rebuild(
