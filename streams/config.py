@@ -168,10 +168,10 @@ class StreamsConfig:
         Every store, lock and wipe goes through here, so no setting or task name
         can make the framework write or delete outside state_dir.
         """
-        root = self.state_dir.resolve()
-        path = root.joinpath(self.app_id, *parts).resolve()
-        if path == root or root not in path.parents:
-            raise ValueError(f"state_dir: {path} is outside the application's state folder {root / self.app_id}")
+        home = self.state_dir.resolve() / self.app_id
+        path = home.joinpath(*parts).resolve()
+        if path != home and home not in path.parents:
+            raise ValueError(f"state_dir: {path} is outside the application's state folder {home}")
         return path
 
     # -- building

@@ -1,4 +1,6 @@
-"""The record that flows between operators.
+"""The records of the framework: raw from the broker, deserialized between operators, serialized for it.
+
+Record is the one that flows between operators.
 
 A record keeps a reference to the raw input record it came from (its bytes and
 coordinates), so that an error anywhere downstream can be reported against the
@@ -7,12 +9,39 @@ exact source offset (dead-letter queue) without re-reading Kafka.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from streams.transport.base import RawRecord
+from typing import Any, NamedTuple
 
 Headers = tuple[tuple[str, bytes], ...]
+
+
+class TopicPartition(NamedTuple):
+    """Equal to, and hashes like, aiokafka's TopicPartition."""
+
+    topic: str
+    partition: int
+
+
+class RawRecord(NamedTuple):
+    """A record as the broker returns it: bytes plus coordinates."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+class OutRecord(NamedTuple):
+    """A serialized record bound for a known partition."""
+
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int | None
+    headers: Headers
 
 
 class Record:
@@ -33,12 +62,6 @@ class Record:
         self.timestamp = timestamp
         self.headers = headers
         self.origin = origin
-
-    def with_value(self, value: Any) -> Record:
-        return Record(self.key, value, self.timestamp, self.headers, self.origin)
-
-    def with_key_value(self, key: Any, value: Any) -> Record:
-        return Record(key, value, self.timestamp, self.headers, self.origin)
 
     def __repr__(self) -> str:
         return f"Record(key={self.key!r}, value={self.value!r}, timestamp={self.timestamp})"

@@ -26,6 +26,8 @@ from streams.task.errors_policy import ErrorPolicy
 from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
 
+__all__ = ["TestDriver"]
+
 
 class TestDriver:
     __test__ = False  # not a pytest test class

@@ -50,6 +50,23 @@ def brokers() -> str:
         _script("stop")
 
 
+@pytest.fixture(scope="session")
+def sasl_brokers(brokers) -> str:
+    """The SASL_PLAINTEXT (PLAIN) listener of the development broker, or STREAMS_SASL_BROKERS for your own Kafka."""
+    configured = os.environ.get("STREAMS_SASL_BROKERS")
+    if configured:
+        return configured
+    if "STREAMS_KAFKA_SASL_PORT" in os.environ:
+        return f"127.0.0.1:{os.environ['STREAMS_KAFKA_SASL_PORT']}"
+    host, _, port = brokers.split(",")[0].rpartition(":")
+    return f"{host}:{int(port) + 2}"
+
+
+SASL_CREDENTIALS = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+                    "sasl_plain_username": os.environ.get("STREAMS_SASL_USERNAME", "streams"),
+                    "sasl_plain_password": os.environ.get("STREAMS_SASL_PASSWORD", "streams-dev-secret")}
+
+
 def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 

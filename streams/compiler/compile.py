@@ -28,10 +28,6 @@ class SubTopology:
     stores: list[StoreSpec]
     copartition_groups: list[frozenset[str]] = field(default_factory=list)
 
-    @property
-    def source_nodes(self) -> list[Node]:
-        return [n for n in self.nodes if n.is_source]
-
 
 @dataclass(eq=False)
 class CompiledTopology:
@@ -48,10 +44,6 @@ class CompiledTopology:
     @property
     def all_source_topics(self) -> list[str]:
         return sorted({t for s in self.subtopologies for t in s.source_topics})
-
-    @property
-    def changelog_topics(self) -> dict[str, StoreSpec]:
-        return {s.changelog_topic: s for s in self.stores.values() if s.changelog_topic}
 
 
 @dataclass(frozen=True)

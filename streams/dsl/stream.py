@@ -143,6 +143,40 @@ class Stream:
                                sink_topic=topic if isinstance(topic, str) else None,
                                params={"dynamic_topic": not isinstance(topic, str)}), self._node)
 
+    def process(self, processor: Callable[[], Processor], stores: Iterable[str] = (), *,
+                store_key_serde: SerdeLike = None, store_value_serde: SerdeLike = "json",
+                value_serde: SerdeLike = None, name: str | None = None) -> Stream:
+        """Run a custom Processor (Kafka Streams' process()): what it forward()s continues downstream.
+
+        `processor` makes one Processor per task.  Each name in `stores` becomes a
+        key-value store of that task, backed by a changelog topic, restored and
+        committed like the DSL's own stores; the processor reaches it with
+        self.context.get_store(name) and reads and writes bytes (serialize with the
+        stream's serdes).  punctuate(wall_clock_ms) is called on every commit
+        interval.  The key may change, so a later grouping repartitions.
+        store_key_serde / store_value_serde tell app.store(name) how to decode the rows.
+        """
+        if not callable(processor):
+            raise TypeError(f"process() needs a callable that returns a Processor, got {type(processor).__name__}")
+        builder = self._builder
+        node_name = builder.new_name("KSTREAM-PROCESSOR", name)
+        sks = resolve(store_key_serde, "str") if store_key_serde is not None else self.key_serde
+        svs = resolve(store_value_serde, "json")
+        specs = tuple(builder.add_store(StoreSpec(store, sks, svs, builder.internal_topic(store, "changelog")))
+                      for store in stores)
+
+        def make() -> Processor:
+            made = processor()
+            if not isinstance(made, Processor):
+                raise TypeError(f"the processor factory of {node_name} returned {type(made).__name__}, "
+                                "not a streams.Processor")
+            made.name = node_name
+            return made
+
+        node = builder.add(Node(node_name, "KSTREAM-PROCESSOR", make, stores=specs), self._node)
+        vs = resolve(value_serde, "json") if value_serde is not None else self.value_serde
+        return Stream(builder, node, self.key_serde, vs, key_changed=True)
+
     # -- grouping
 
     def group_by(self, fn: Callable[[Any, Any], Any], key_serde: SerdeLike = None,

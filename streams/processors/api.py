@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from streams.record import Record
+from streams.state.store import KeyValueStore
 
 
 class ProcessorContext(Protocol):
@@ -28,7 +29,7 @@ class ProcessorContext(Protocol):
 
     def wall_clock_ms(self) -> int: ...
 
-    def get_store(self, name: str) -> Any: ...
+    def get_store(self, name: str) -> KeyValueStore: ...
 
     def emit(self, topic: str, records: list[Record], key_serde: Any, value_serde: Any,
              partitioner: Callable[[bytes | None, int], int] | None = None) -> None: ...
@@ -60,3 +61,16 @@ class Processor:
 
     def close(self) -> None:
         """Release resources; called when the task closes."""
+
+
+class StoreProcessor(Processor):
+    """A processor over one named store, which the task opens (and restores) before init() hands it over."""
+
+    def __init__(self, name: str, store_name: str) -> None:
+        super().__init__(name)
+        self.store_name = store_name
+        self.store: Any = None
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.store = context.get_store(self.store_name)

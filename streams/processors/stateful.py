@@ -12,29 +12,23 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from streams.processors.api import Processor
+from streams.processors.api import Processor, StoreProcessor
 from streams.record import Record
 from streams.serdes import Serde
 
 log = logging.getLogger(__name__)
 
 
-class Aggregate(Processor):
+class Aggregate(StoreProcessor):
     """aggregate(initializer, aggregator): the new aggregate per key, in the store and downstream."""
 
     def __init__(self, name: str, store_name: str, initializer: Callable[[], Any],
                  aggregator: Callable[[Any, Any, Any], Any], key_serde: Serde, value_serde: Serde) -> None:
-        super().__init__(name)
-        self.store_name = store_name
+        super().__init__(name, store_name)
         self.initializer = initializer
         self.aggregator = aggregator
         self.key_serde = key_serde
         self.value_serde = value_serde
-        self.store: Any = None
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = context.get_store(self.store_name)
 
     def process(self, batch: list[Record]) -> None:
         get, put = self.store.get, self.store.put
@@ -67,18 +61,16 @@ def reducer_as_aggregator(reducer: Callable[[Any, Any], Any]) -> tuple[Callable[
     return (lambda: missing), aggregate
 
 
-class TableSource(Processor):
+class TableSource(StoreProcessor):
     """Materializes a topic as a table: a value upserts its key, a tombstone deletes it."""
 
     def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde) -> None:
-        super().__init__(name)
-        self.store_name = store_name
+        super().__init__(name, store_name)
         self.key_serde = key_serde
         self.value_serde = value_serde
 
     def init(self, context: Any) -> None:
         super().init(context)
-        self.store = context.get_store(self.store_name)
         # Restore brought the store to this offset of its topic.  Records below it, replayed from an
         # older committed offset, pass downstream but must not roll rows back to older values.
         self.restored_to = self.store.checkpoint() or 0

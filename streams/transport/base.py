@@ -11,37 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from streams.record import Headers
-
-
-class TopicPartition(NamedTuple):
-    """Equal to, and hashes like, aiokafka's TopicPartition."""
-
-    topic: str
-    partition: int
-
-
-class RawRecord(NamedTuple):
-    """A record as the broker returns it: bytes plus coordinates."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-
-
-class OutRecord(NamedTuple):
-    """A serialized record bound for a known partition."""
-
-    topic: str
-    partition: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int | None
-    headers: Headers
+from streams.record import OutRecord, RawRecord, TopicPartition
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streams.processors.api import Processor
+from streams.processors.api import Processor, StoreProcessor
 from streams.record import Record
 from streams.serdes import Serde
 
 Joiner = Callable[[Any, Any], Any]
 
 
-class StreamTableJoin(Processor):
+class StreamTableJoin(StoreProcessor):
     """joiner(value, row) for each stream record; an inner join drops records without a row.
 
     The row is the table's row for the record's key, or, with a key_mapper (global
@@ -27,18 +27,12 @@ class StreamTableJoin(Processor):
 
     def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde, joiner: Joiner,
                  left: bool, key_mapper: Callable[[Any, Any], Any] | None = None) -> None:
-        super().__init__(name)
-        self.store_name = store_name
+        super().__init__(name, store_name)
         self.key_serde = key_serde
         self.value_serde = value_serde
         self.joiner = joiner
         self.left = left
         self.key_mapper = key_mapper
-        self.store: Any = None
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = context.get_store(self.store_name)
 
     def process(self, batch: list[Record]) -> None:
         get, serialize_key, deserialize = self.store.get, self.key_serde.serialize, self.value_serde.deserialize

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streams.processors.api import Processor
+from streams.processors.api import StoreProcessor
 from streams.record import Record
 from streams.serdes import Serde
 
@@ -36,26 +36,20 @@ def table_join_result(kind: str, left: Any, right: Any, left_updated: bool,
     return joiner(left, right)
 
 
-class TableJoinSide(Processor):
+class TableJoinSide(StoreProcessor):
     """Joins one side's updates with the other side's current rows."""
 
     def __init__(self, name: str, kind: str, left_side: bool, other_store: str, key_serde: Serde,
                  other_value_serde: Serde, joiner: Callable[[Any, Any], Any]) -> None:
-        super().__init__(name)
+        super().__init__(name, other_store)
         self.kind = kind
         self.left_side = left_side
-        self.other_store_name = other_store
         self.key_serde = key_serde
         self.other_value_serde = other_value_serde
         self.joiner = joiner
-        self.other: Any = None
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.other = context.get_store(self.other_store_name)
 
     def process(self, batch: list[Record]) -> None:
-        get, serialize_key = self.other.get, self.key_serde.serialize
+        get, serialize_key = self.store.get, self.key_serde.serialize
         deserialize, kind, left_side, joiner, out = self.other_value_serde.deserialize, self.kind, self.left_side, \
             self.joiner, []
         for r in batch:
@@ -74,7 +68,7 @@ class TableJoinSide(Processor):
         self.forward(out)
 
 
-class TableMaterialize(Processor):
+class TableMaterialize(StoreProcessor):
     """Writes every row of a computed table into a store (None deletes the key) and forwards it.
 
     A table made by filter() or map_values() has no store of its own; a join needs
@@ -82,15 +76,9 @@ class TableMaterialize(Processor):
     """
 
     def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde) -> None:
-        super().__init__(name)
-        self.store_name = store_name
+        super().__init__(name, store_name)
         self.key_serde = key_serde
         self.value_serde = value_serde
-        self.store: Any = None
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = context.get_store(self.store_name)
 
     def process(self, batch: list[Record]) -> None:
         put, delete = self.store.put, self.store.delete

@@ -216,17 +216,5 @@ def to_raw_batches(
     return result
 
 
-def to_raw_record(message: aiokafka.ConsumerRecord) -> RawRecord:
-    return RawRecord(
-        message.topic,
-        message.partition,
-        message.offset,
-        message.timestamp,
-        message.key,
-        message.value,
-        _headers(message.headers),
-    )
-
-
 def _headers(headers: Iterable[tuple[str, bytes]]) -> tuple[tuple[str, bytes], ...]:
     return tuple((name, value) for name, value in headers)
