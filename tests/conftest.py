@@ -1,8 +1,9 @@
-"""Test set-up: a real Kafka broker for the whole session, and unique topics per test.
+"""Test set-up: a real Kafka broker and a real schema registry for the session, and unique topics per test.
 
 The broker comes from scripts/kafka unless STREAMS_BROKERS names one already
-running.  Broker tests never skip: if the broker cannot start, the session fails
-with the broker's log tail.
+running, the registry from scripts/schema-registry unless STREAMS_SCHEMA_REGISTRY
+names one.  Tests of them never skip: if one cannot start, the session fails with
+its log tail.  Each is started only when a test asks for it.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = REPO / "scripts" / "kafka"
+REGISTRY_SCRIPT = REPO / "scripts" / "schema-registry"
 
 
-def _script(command: str) -> subprocess.CompletedProcess:
+def _script(command: str, script: Path = KAFKA_SCRIPT) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(KAFKA_SCRIPT), command], capture_output=True, text=True, timeout=600
+        [sys.executable, str(script), command], capture_output=True, text=True, timeout=600
     )
 
 
@@ -65,6 +67,28 @@ def sasl_brokers(brokers) -> str:
 SASL_CREDENTIALS = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
                     "sasl_plain_username": os.environ.get("STREAMS_SASL_USERNAME", "streams"),
                     "sasl_plain_password": os.environ.get("STREAMS_SASL_PASSWORD", "streams-dev-secret")}
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> str:
+    """URL of a running schema registry's Confluent-compatible API, started here if needed."""
+    configured = os.environ.get("STREAMS_SCHEMA_REGISTRY")
+    if configured:
+        yield configured
+        return
+    already_running = _script("status", REGISTRY_SCRIPT).returncode == 0
+    started = _script("start", REGISTRY_SCRIPT)
+    if started.returncode != 0:
+        pytest.fail(f"schema registry did not start:\n{started.stdout}\n{started.stderr}", pytrace=False)
+    found = re.findall(r"https?://\S+", started.stdout)
+    if not found:
+        pytest.fail(f"scripts/schema-registry start printed no address:\n{started.stdout}", pytrace=False)
+    url = found[-1]
+    os.environ["STREAMS_SCHEMA_REGISTRY"] = url
+    yield url
+    os.environ.pop("STREAMS_SCHEMA_REGISTRY", None)
+    if not already_running:
+        _script("stop", REGISTRY_SCRIPT)
 
 
 def unique_name(prefix: str) -> str:
