@@ -20,7 +20,7 @@ from streams.processors.endpoints import Source, TimestampExtractor
 from streams.processors.stateful import TableSource
 from streams.runtime.scheduler import Clock, Schedule, cron, every
 from streams.runtime.worker import Worker, running_workers
-from streams.serdes import SerdeLike, resolve
+from streams.serdes import SerdeLike, bind, resolve, resolve_typed
 from streams.state.global_store import GLOBAL_KIND
 from streams.state.query import StoreView, store_view
 from streams.state.spec import StoreSpec
@@ -89,25 +89,37 @@ class App:
 
     # -- topology
 
-    def stream(self, topics: str | Sequence[str], key_serde: SerdeLike = "str", value_serde: SerdeLike = "json",
-               timestamp_extractor: TimestampExtractor | None = None, name: str | None = None) -> Stream:
-        """A stream over one or more input topics."""
+    def stream(self, topics: str | Sequence[str], key_serde: SerdeLike = None, value_serde: SerdeLike = None,
+               timestamp_extractor: TimestampExtractor | None = None, name: str | None = None, *,
+               key_type: type | None = None, value_type: type | None = None) -> Stream:
+        """A stream over one or more input topics.
+
+        key_serde / value_serde: "str" and "json" by default, or a serde object (e.g. AvroSerde).
+        key_type / value_type: a dataclass, msgspec.Struct or pydantic model; callbacks get instances,
+            a record that does not validate goes to the DLQ, and sinks write the declared type.
+        """
         topic_list = (topics,) if isinstance(topics, str) else tuple(topics)
         if not topic_list:
             raise ValueError("stream() needs at least one topic")
-        ks, vs = resolve(key_serde, "str"), resolve(value_serde, "json")
+        ks = resolve_typed(key_serde, key_type, "str", "key_type")
+        vs = resolve_typed(value_serde, value_type, "json", "value_type")
+        if len(topic_list) == 1:
+            ks, vs = bind(ks, topic_list[0], True), bind(vs, topic_list[0], False)
         node_name = self.builder.new_name("KSTREAM-SOURCE", name)
         node = self.builder.add(Node(node_name, "KSTREAM-SOURCE",
                                      lambda: Source(node_name, ks, vs, timestamp_extractor),
-                                     source_topics=topic_list))
+                                     source_topics=topic_list, serdes=(ks, vs)))
         return Stream(self.builder, node, ks, vs)
 
-    def table(self, topic: str, key_serde: SerdeLike = "str", value_serde: SerdeLike = "json",
-              name: str | None = None) -> Table:
-        """A table read from a compacted topic, which also serves as its changelog."""
-        ks, vs = resolve(key_serde, "str"), resolve(value_serde, "json")
+    def table(self, topic: str, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
+              name: str | None = None, *, key_type: type | None = None, value_type: type | None = None) -> Table:
+        """A table read from a compacted topic, which also serves as its changelog.
+
+        The serdes and types are those of stream().
+        """
         store_name = name or self.builder.new_name("KTABLE-SOURCE-STATE-STORE")
-        source = self.stream(topic, ks, vs)
+        source = self.stream(topic, key_serde, value_serde, key_type=key_type, value_type=value_type)
+        ks, vs = source.key_serde, source.value_serde
         spec = self.builder.add_store(StoreSpec(store_name, ks, vs, changelog_topic=topic,
                                                 options={"source_topic": True}))
         node_name = self.builder.new_name("KTABLE-SOURCE")
@@ -140,9 +152,11 @@ class App:
         def register(fn: Callable) -> Callable:
             stream = self.stream(topic, key_serde, value_serde)
             ks, vs = resolve(key_serde, "str"), resolve(value_serde, "json")
+            if sink is not None:
+                ks, vs = bind(ks, sink, True), bind(vs, sink, False)
             node_name = self.builder.new_name("AGENT", name or fn.__name__)
             self.builder.add(Node(node_name, "AGENT", lambda: AgentProcessor(node_name, fn, sink, ks, vs),
-                                  sink_topic=sink), stream._node)
+                                  sink_topic=sink, serdes=(ks, vs)), stream._node)
             return fn
 
         return register

@@ -64,9 +64,14 @@ def _execute(app: App, args: argparse.Namespace) -> int:
         print(app.describe(mermaid=args.mermaid), end="")
         return 0
     if args.command == "worker":
+        from streams.errors import StartupError
         from streams.progress import RestoreProgressBar
 
-        app.run(restore_progress=RestoreProgressBar() if sys.stderr.isatty() else None)
+        try:
+            app.run(restore_progress=RestoreProgressBar() if sys.stderr.isatty() else None)
+        except StartupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command in ("replay", "reset", "rebuild"):
         return _replay_command(app, args)

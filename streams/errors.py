@@ -25,5 +25,13 @@ class ProcessingError(StreamsError):
         self.cause = cause
 
 
+class SerializationError(StreamsError):
+    """A key or value cannot be turned into bytes or back: the record goes to the error policy (the DLQ)."""
+
+
+class StartupError(StreamsError):
+    """The worker cannot start because something it needs is missing; the message says what."""
+
+
 class TaskFencedError(StreamsError):
     """Another worker owns this task now; the task must close without committing."""

@@ -9,14 +9,28 @@ lists and must equal the single-record methods applied in turn.  Sources and
 sinks use them to convert a whole batch in one call, a tenth less time per
 record than a call each; they must have no side effects, because on a failure
 the batch is converted again one record at a time to single out the bad one.
+
+Two more methods are optional.  bind(topic, is_key) returns the serde to use
+for one topic's keys or values; the DSL calls it wherever it pairs a serde with
+a topic, because a schema-registry serde names its subject after the topic.
+check() is called once when a worker starts and raises if the serde cannot work
+(its registry is down), so that the worker stops at once and says why.
+
+A model type (dataclass, msgspec.Struct, pydantic model) given as key_type or
+value_type makes the JSON serde a ModelSerde of that type (streams/models.py),
+and a schema-registry serde one that derives its schema from the type.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
+
+from streams.errors import StartupError, StreamsError
+from streams.models import ModelSerde, json_default
 
 
 @runtime_checkable
@@ -78,19 +92,22 @@ class JsonSerde:
     each such result that stays alive keeps about 4 KiB resident.  Stores keep
     serialized values until the next commit, so 100k cached counts held 400 MiB.
     b"%b" % data is the cheapest exact-size copy (about 45 ns).
+
+    orjson writes dataclasses itself; msgspec Structs and pydantic models go
+    through json_default, which orjson calls only for types it does not know.
     """
 
     name = "json"
 
     def serialize(self, obj: Any) -> bytes | None:
-        return None if obj is None else b"%b" % orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+        return None if obj is None else b"%b" % orjson.dumps(obj, json_default, orjson.OPT_NON_STR_KEYS)
 
     def deserialize(self, data: bytes | None) -> Any:
         return None if data is None else orjson.loads(data)
 
     def serialize_many(self, objs: list[Any]) -> list[bytes | None]:
         dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS
-        return [None if obj is None else b"%b" % dumps(obj, option=option) for obj in objs]
+        return [None if obj is None else b"%b" % dumps(obj, json_default, option) for obj in objs]
 
     def deserialize_many(self, datas: list[bytes | None]) -> list[Any]:
         loads = orjson.loads
@@ -161,3 +178,36 @@ def resolve(serde: SerdeLike, default: str) -> Serde:
     if isinstance(serde, Serde):
         return serde
     raise TypeError(f"a serde needs serialize() and deserialize(), got {serde!r}")
+
+
+def resolve_typed(serde: SerdeLike, model: type | None, default: str, setting: str) -> Serde:
+    """resolve(), and with a model type the serde for it: JSON by default, or the registry serde given."""
+    if model is None:
+        return resolve(serde, default)
+    if serde is None or serde == "json":
+        return ModelSerde(model, setting)
+    resolved = resolve(serde, default)
+    with_model = getattr(resolved, "with_model", None)
+    if with_model is None:
+        raise ValueError(f"{setting} needs the 'json' serde or a schema-registry serde, not {serde!r}")
+    return with_model(model)
+
+
+def bind(serde: Serde, topic: str, is_key: bool) -> Serde:
+    """The serde to use for one topic's keys (is_key) or values."""
+    binder = getattr(serde, "bind", None)
+    return serde if binder is None else binder(topic, is_key)
+
+
+def check_serdes(serdes: Iterable[Serde]) -> None:
+    """Run each serde's check() once; the first failure becomes a StartupError that says what is missing."""
+    seen: set[int] = set()
+    for serde in serdes:
+        check = getattr(serde, "check", None)
+        if check is None or id(serde) in seen:
+            continue
+        seen.add(id(serde))
+        try:
+            check()
+        except StreamsError as exc:
+            raise StartupError(f"cannot start: {exc}") from exc

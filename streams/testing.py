@@ -18,7 +18,7 @@ from streams.partitioner import KeyPartitioner
 from streams.processors.endpoints import Source
 from streams.record import Headers, Record
 from streams.runtime.stores import TaskStore
-from streams.serdes import SerdeLike, resolve
+from streams.serdes import SerdeLike, check_serdes, resolve
 from streams.state.global_store import GLOBAL_KIND, GlobalStore, TaskGlobalStore, global_specs
 from streams.state.memory import InMemoryStore
 from streams.state.query import StoreView, store_view
@@ -36,6 +36,7 @@ class TestDriver:
         """Compile `app`'s topology and build its tasks; only its config and topology are kept, not the App."""
         self.config = app.config
         self.topology = app.topology()
+        check_serdes(self.topology.serdes())
         self.error_policy = ErrorPolicy(self.config.on_error, self.config.dlq_topic)
         counts = dict(partitions or {})
         for topic in self.topology.external_source_topics:

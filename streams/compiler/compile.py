@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from streams.compiler.topology import Node, TopologyBuilder
 from streams.errors import TopologyError
+from streams.serdes import Serde
 from streams.state.spec import StoreSpec
 from streams.transport.base import TopicPartition
 
@@ -44,6 +45,12 @@ class CompiledTopology:
     @property
     def all_source_topics(self) -> list[str]:
         return sorted({t for s in self.subtopologies for t in s.source_topics})
+
+    def serdes(self) -> list[Serde]:
+        """Every serde of a source, sink or store."""
+        found = [serde for sub in self.subtopologies for node in sub.nodes for serde in node.serdes]
+        found.extend(serde for spec in self.stores.values() for serde in (spec.key_serde, spec.value_serde))
+        return found
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.processors.api import Processor
+from streams.serdes import Serde
 from streams.state.spec import StoreSpec
 
 
@@ -27,6 +28,7 @@ class Node:
     stores: tuple[StoreSpec, ...] = ()
     branch: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    serdes: tuple[Serde, ...] = ()  # of sources and sinks, checked when a worker starts
 
     @property
     def is_source(self) -> bool:

@@ -25,7 +25,7 @@ from streams.processors.stateless import (
     SelectKey,
     Split,
 )
-from streams.serdes import Serde, SerdeLike, resolve
+from streams.serdes import Serde, SerdeLike, bind, resolve, resolve_typed
 from streams.state.spec import StoreSpec
 
 if TYPE_CHECKING:
@@ -50,11 +50,18 @@ class Stream:
     # -- plumbing
 
     def _then(self, prefix: str, make: Callable[[str], Processor], name: str | None = None,
-              key_changed: bool | None = None, value_serde: Serde | None = None) -> Stream:
+              key_changed: bool | None = None, value_serde: Serde | None = None, new_values: bool = False) -> Stream:
+        """Add a node under this stream.
+
+        An operator that makes new keys (key_changed) or values (new_values) drops a typed serde
+        (a model type or a registry schema declares what the input holds, not what fn returns):
+        the stream goes on with the default str keys and JSON values until a sink declares a type.
+        """
         node_name = self._builder.new_name(prefix, name)
         node = self._builder.add(Node(node_name, prefix, lambda: make(node_name)), self._node)
-        return Stream(self._builder, node, self.key_serde, value_serde or self.value_serde,
-                      self.key_changed if key_changed is None else key_changed)
+        ks = resolve("str", "str") if key_changed and _typed(self.key_serde) else self.key_serde
+        vs = value_serde or (resolve("json", "json") if new_values and _typed(self.value_serde) else self.value_serde)
+        return Stream(self._builder, node, ks, vs, self.key_changed if key_changed is None else key_changed)
 
     # -- stateless operations
 
@@ -68,19 +75,19 @@ class Stream:
 
     def map(self, fn: Callable[[Any, Any], tuple[Any, Any]], name: str | None = None) -> Stream:
         """Replace each record by fn(key, value) -> (key, value); marks the key as changed."""
-        return self._then("KSTREAM-MAP", lambda n: Map(n, fn), name, key_changed=True)
+        return self._then("KSTREAM-MAP", lambda n: Map(n, fn), name, key_changed=True, new_values=True)
 
     def map_values(self, fn: Callable[[Any], Any], name: str | None = None) -> Stream:
         """Replace each value by fn(value); the key and partitioning stay."""
-        return self._then("KSTREAM-MAPVALUES", lambda n: MapValues(n, fn), name)
+        return self._then("KSTREAM-MAPVALUES", lambda n: MapValues(n, fn), name, new_values=True)
 
     def flat_map(self, fn: Callable[[Any, Any], Iterable[tuple[Any, Any]]], name: str | None = None) -> Stream:
         """Replace each record by zero or more (key, value) pairs; marks the key as changed."""
-        return self._then("KSTREAM-FLATMAP", lambda n: FlatMap(n, fn), name, key_changed=True)
+        return self._then("KSTREAM-FLATMAP", lambda n: FlatMap(n, fn), name, key_changed=True, new_values=True)
 
     def flat_map_values(self, fn: Callable[[Any], Iterable[Any]], name: str | None = None) -> Stream:
         """Replace each value by zero or more values under the same key."""
-        return self._then("KSTREAM-FLATMAPVALUES", lambda n: FlatMapValues(n, fn), name)
+        return self._then("KSTREAM-FLATMAPVALUES", lambda n: FlatMapValues(n, fn), name, new_values=True)
 
     def select_key(self, fn: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
         """Set a new key fn(key, value); marks the key as changed."""
@@ -124,9 +131,10 @@ class Stream:
         value_serde = resolve(value_serde, "json") if value_serde is not None else self.value_serde
         base = name or self._builder.new_name("KSTREAM-REPARTITION")
         topic = self._builder.add_repartition_topic(base, partitions)
+        key_serde, value_serde = bind(key_serde, topic, True), bind(value_serde, topic, False)
         sink_name = self._builder.new_name("KSTREAM-SINK", f"{base}-sink")
         self._builder.add(Node(sink_name, "KSTREAM-SINK", lambda: Sink(sink_name, topic, key_serde, value_serde),
-                               sink_topic=topic, internal_topic=topic), self._node)
+                               sink_topic=topic, internal_topic=topic, serdes=(key_serde, value_serde)), self._node)
         source_name = self._builder.new_name("KSTREAM-SOURCE", f"{base}-source")
         node = self._builder.add(Node(source_name, "KSTREAM-SOURCE",
                                       lambda: Source(source_name, key_serde, value_serde),
@@ -134,14 +142,24 @@ class Stream:
         return Stream(self._builder, node, key_serde, value_serde, key_changed=False)
 
     def to(self, topic: str | Callable[[Any, Any], str], key_serde: SerdeLike = None,
-           value_serde: SerdeLike = None, name: str | None = None) -> None:
-        """Write records to a topic, or to the topic fn(key, value) names."""
-        ks = resolve(key_serde, "str") if key_serde is not None else self.key_serde
-        vs = resolve(value_serde, "json") if value_serde is not None else self.value_serde
+           value_serde: SerdeLike = None, name: str | None = None, *,
+           key_type: type | None = None, value_type: type | None = None) -> None:
+        """Write records to a topic, or to the topic fn(key, value) names.
+
+        The stream's serdes write unless others are given; key_type / value_type declare the
+        model type written (see App.stream).
+        """
+        ks, vs = self.key_serde, self.value_serde
+        if key_serde is not None or key_type is not None:
+            ks = resolve_typed(key_serde, key_type, "str", "key_type")
+        if value_serde is not None or value_type is not None:
+            vs = resolve_typed(value_serde, value_type, "json", "value_type")
+        if isinstance(topic, str):
+            ks, vs = bind(ks, topic, True), bind(vs, topic, False)
         node_name = self._builder.new_name("KSTREAM-SINK", name)
         self._builder.add(Node(node_name, "KSTREAM-SINK", lambda: Sink(node_name, topic, ks, vs),
                                sink_topic=topic if isinstance(topic, str) else None,
-                               params={"dynamic_topic": not isinstance(topic, str)}), self._node)
+                               params={"dynamic_topic": not isinstance(topic, str)}, serdes=(ks, vs)), self._node)
 
     def process(self, processor: Callable[[], Processor], stores: Iterable[str] = (), *,
                 store_key_serde: SerdeLike = None, store_value_serde: SerdeLike = "json",
@@ -219,6 +237,11 @@ class Stream:
         return self._node.name
 
 
+def _typed(serde: Serde) -> bool:
+    """A serde that declares a type or schema: a ModelSerde or a schema-registry serde."""
+    return bool(getattr(serde, "typed", False))
+
+
 class GroupedStream:
     """A stream grouped by key, ready for aggregation (Kafka Streams' KGroupedStream)."""
 
@@ -253,11 +276,11 @@ class GroupedStream:
         builder = self._stream._builder
         store_name = name or builder.new_name(f"{prefix}-STATE-STORE")
         keyed = self.keyed_stream(store_name)
-        vs = resolve(value_serde, "json") if value_serde is not None else resolve("json", "json")
-        spec = builder.add_store(StoreSpec(store_name, self.key_serde, vs,
-                                           builder.internal_topic(store_name, "changelog")))
+        changelog = builder.internal_topic(store_name, "changelog")
+        vs = bind(resolve(value_serde, "json"), changelog, False)
+        ks = bind(self.key_serde, changelog, True)
+        spec = builder.add_store(StoreSpec(store_name, ks, vs, changelog))
         node_name = builder.new_name(prefix)
-        ks = self.key_serde
         node = builder.add(Node(node_name, prefix,
                                 lambda: Aggregate(node_name, store_name, initializer, aggregator, ks, vs),
                                 stores=(spec,)), keyed._node)

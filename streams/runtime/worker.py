@@ -33,6 +33,7 @@ from streams.runtime.standby import StandbyTasks
 from streams.runtime.stores import TaskStore
 from streams.runtime.topics import changelog_specs, internal_topic_problem
 from streams.runtime.transactions import TaskTransactions
+from streams.serdes import check_serdes
 from streams.state.global_store import TaskGlobalStore, global_specs
 from streams.state.rocksdb import RocksDBConfig
 from streams.task.errors_policy import ErrorPolicy
@@ -108,6 +109,8 @@ class Worker:
 
     async def start(self) -> None:
         _running.setdefault(self.config.app_id, []).append(self)
+        # Serdes that need a service (a schema registry) stop the worker here if it is missing.
+        await asyncio.to_thread(check_serdes, self.topology.serdes())
         self.admin = self.transport.admin()
         await self.admin.start()
         self.plan = await self._prepare_topics(self.topology)
