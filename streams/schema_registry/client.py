@@ -59,7 +59,7 @@ class SchemaRegistry:
         self._ids: dict[tuple[str, str, str], int] = {}
         self._schemas: dict[int, RegisteredSchema] = {}
         self._latest: dict[str, tuple[int, RegisteredSchema]] = {}
-        self._failures: dict[tuple, tuple[float, SchemaRegistryError]] = {}
+        self._failures: dict[tuple[str, Any], tuple[float, SchemaRegistryError]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -77,14 +77,14 @@ class SchemaRegistry:
     def register(self, subject: str, schema: RegisteredSchema) -> int:
         """The id of `schema` under `subject`, registering it as a new version if needed."""
         key = (subject, schema.text, schema.schema_type)
-        return self._cached(self._ids, key, lambda: int(self._request(
+        return self._cached("register", self._ids, key, lambda: int(self._request(
             "POST", f"/subjects/{_quote(subject)}/versions", _body(schema),
             what=f"a new version of subject {subject!r}")["id"]))
 
     def lookup(self, subject: str, schema: RegisteredSchema) -> int:
         """The id of `schema` if it is a version of `subject`; SchemaNotFoundError if not."""
         key = (subject, schema.text, schema.schema_type)
-        return self._cached(self._ids, key, lambda: int(self._request(
+        return self._cached("lookup", self._ids, key, lambda: int(self._request(
             "POST", f"/subjects/{_quote(subject)}", _body(schema),
             what=f"the schema among the versions of subject {subject!r}")["id"]))
 
@@ -96,16 +96,16 @@ class SchemaRegistry:
                                    what=f"the latest version of subject {subject!r}")
             return int(answer["id"]), _schema_of(answer)
 
-        return self._cached(self._latest, subject, fetch)
+        return self._cached("latest", self._latest, subject, fetch)
 
     def schema(self, schema_id: int) -> RegisteredSchema:
         """The schema with this id."""
-        return self._cached(self._schemas, schema_id, lambda: _schema_of(self._request(
+        return self._cached("schema", self._schemas, schema_id, lambda: _schema_of(self._request(
             "GET", f"/schemas/ids/{int(schema_id)}", what=f"schema id {schema_id}")))
 
     # -- plumbing
 
-    def _cached(self, cache: dict, key: Any, fetch: Callable[[], T]) -> T:
+    def _cached(self, call: str, cache: dict, key: Any, fetch: Callable[[], T]) -> T:
         found = cache.get(key)
         if found is not None:
             return found
@@ -113,7 +113,7 @@ class SchemaRegistry:
             found = cache.get(key)
             if found is not None:
                 return found
-            failure_key = (id(cache), key)
+            failure_key = (call, key)
             failed = self._failures.get(failure_key)
             if failed is not None and time.monotonic() < failed[0]:
                 raise type(failed[1])(*failed[1].args)
