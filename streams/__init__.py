@@ -11,39 +11,58 @@ from streams.dsl.global_table import GlobalTable
 from streams.dsl.stream import GroupedStream, Stream
 from streams.dsl.table import Table
 from streams.dsl.windows import WindowedStream, WindowedTable
-from streams.errors import ProcessingError, StreamsError, TopologyError
+from streams.errors import ProcessingError, SerializationError, StreamsError, TopologyError
 from streams.processors.api import Processor, ProcessorContext
 from streams.record import Record
+from streams.schema_registry import (
+    AvroSerde,
+    IncompatibleSchemaError,
+    JsonSchemaSerde,
+    RegistryUnavailableError,
+    SchemaNotFoundError,
+    SchemaRegistry,
+    SchemaRegistryError,
+    WireFormatError,
+)
 from streams.serdes import BytesSerde, FloatSerde, IntSerde, JsonSerde, Serde, StrSerde
 from streams.testing import TestDriver
 from streams.windows import Hopping, JoinWindows, Session, Sliding, Tumbling, Windowed, WindowedSerde
 
 __all__ = [
     "App",
+    "AvroSerde",
     "BytesSerde",
     "FloatSerde",
     "GlobalTable",
     "GroupedStream",
     "Hopping",
+    "IncompatibleSchemaError",
     "IntSerde",
     "JoinWindows",
+    "JsonSchemaSerde",
     "JsonSerde",
     "ProcessingError",
     "Processor",
     "ProcessorContext",
     "Record",
+    "RegistryUnavailableError",
+    "SchemaNotFoundError",
+    "SchemaRegistry",
+    "SchemaRegistryError",
     "Serde",
+    "SerializationError",
     "Session",
     "Sliding",
-    "Stream",
     "StrSerde",
+    "Stream",
     "StreamsError",
     "Table",
     "TestDriver",
+    "TopologyError",
     "Tumbling",
     "Windowed",
     "WindowedSerde",
     "WindowedStream",
     "WindowedTable",
-    "TopologyError",
+    "WireFormatError",
 ]

@@ -18,7 +18,7 @@ from streams.partitioner import KeyPartitioner
 from streams.processors.endpoints import Source
 from streams.record import Headers, Record
 from streams.runtime.stores import TaskStore
-from streams.serdes import SerdeLike, check_serdes, resolve
+from streams.serdes import SerdeLike, check_serdes, resolve_typed
 from streams.state.global_store import GLOBAL_KIND, GlobalStore, TaskGlobalStore, global_specs
 from streams.state.memory import InMemoryStore
 from streams.state.query import StoreView, store_view
@@ -130,15 +130,22 @@ class TestDriver:
             for out in task.take_output():
                 self._deliver(out)
 
-    def read_output(self, topic: str, key_serde: SerdeLike = "str", value_serde: SerdeLike = "json") -> list[Record]:
-        """Records written to `topic` since the last read, deserialized, in write order."""
-        ks, vs = resolve(key_serde, "str"), resolve(value_serde, "json")
+    def read_output(self, topic: str, key_serde: SerdeLike = None, value_serde: SerdeLike = None, *,
+                    key_type: type | None = None, value_type: type | None = None) -> list[Record]:
+        """Records written to `topic` since the last read, deserialized, in write order.
+
+        Serdes and types as in App.stream: "str" keys and JSON values unless told otherwise.
+        """
+        ks = resolve_typed(key_serde, key_type, "str", "key_type")
+        vs = resolve_typed(value_serde, value_type, "json", "value_type")
         records = self._outputs.pop(topic, [])
         return [Record(ks.deserialize(r.key), vs.deserialize(r.value), r.timestamp or 0, r.headers)
                 for r in records]
 
-    def read_key_values(self, topic: str, key_serde: SerdeLike = "str", value_serde: SerdeLike = "json") -> list:
-        return [(r.key, r.value) for r in self.read_output(topic, key_serde, value_serde)]
+    def read_key_values(self, topic: str, key_serde: SerdeLike = None, value_serde: SerdeLike = None, *,
+                        key_type: type | None = None, value_type: type | None = None) -> list:
+        return [(r.key, r.value) for r in self.read_output(topic, key_serde, value_serde, key_type=key_type,
+                                                           value_type=value_type)]
 
     def store(self, name: str) -> StoreView:
         """The named store across all tasks, with keys and values deserialized."""

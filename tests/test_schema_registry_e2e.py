@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
 from confluent_kafka import Producer
@@ -26,6 +27,7 @@ from streams import App
 from streams.errors import StartupError
 from streams.runtime.worker import Worker
 from streams.schema_registry import AvroSerde, JsonSchemaSerde, SchemaRegistry
+from streams.windows import Tumbling
 from tests.conftest import REPO, create_topics, unique_name
 from tests.kafka_helpers import FAST_GROUP, read_topic, running
 
@@ -159,3 +161,29 @@ def test_the_worker_command_says_the_registry_is_down(tmp_path):
         "error: cannot start: schema registry at http://127.0.0.1:9 is not reachable")
     assert "Traceback" not in done.stderr
     assert time.monotonic() - started < 60
+
+
+async def test_avro_through_a_repartition_and_a_windowed_aggregate(brokers, schema_registry, tmp_path):
+    source, sink = unique_name("orders"), unique_name("totals")
+    await create_topics(brokers, {source: 2, sink: 1})
+    registry = SchemaRegistry(schema_registry)
+    writer = AvroSerde(registry, Order).bind(source, False)
+    base = int(time.time() * 1000) // 60_000 * 60_000 - 120_000
+    producer = Producer({"bootstrap.servers": brokers})
+    for i, (customer, amount) in enumerate([("ada", 1.0), ("bo", 2.0), ("ada", 3.0)]):
+        producer.produce(source, key=f"o{i}".encode(), value=writer.serialize(Order(f"o{i}", amount, customer)),
+                         timestamp=base + i)
+    assert producer.flush(10) == 0
+    app = make_app(brokers, tmp_path)
+    (app.stream(source, value_serde=AvroSerde(registry), value_type=Order)
+        .group_by(lambda key, order: order.note, name="by-customer")  # the note carries the customer
+        .window(Tumbling(timedelta(minutes=1)))
+        .aggregate(lambda: 0.0, lambda customer, order, total: total + order.amount, name="totals")
+        .to_stream()
+        .map(lambda window, total: (window.key, total))
+        .to(sink, key_serde="str"))
+    async with running(app):
+        out = await read_topic(brokers, sink, expected=3)
+    assert sorted((r.key, json.loads(r.value)) for r in out) == [(b"ada", 1.0), (b"ada", 4.0), (b"bo", 2.0)]
+    repartition = f"{app.app_id}-by-customer-repartition-value"
+    assert registry.latest(repartition)[1].text == AvroSerde(registry, Order).schema.text

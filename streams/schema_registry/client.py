@@ -10,6 +10,7 @@ that is down costs one timeout per interval, not one per record.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import urllib.error
@@ -28,6 +29,7 @@ from streams.schema_registry.errors import (
 
 T = TypeVar("T")
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+DEFAULT_URL = "http://127.0.0.1:8081/apis/ccompat/v7"  # where scripts/schema-registry serves by default
 SCHEMA_TYPES = ("AVRO", "JSON", "PROTOBUF")
 
 
@@ -41,11 +43,14 @@ class RegisteredSchema(NamedTuple):
 class SchemaRegistry:
     """Client of one registry at `url`, the base of its Confluent API (e.g. http://host:8081).
 
+    url: without one, the STREAMS_SCHEMA_REGISTRY environment variable, else the development
+        registry of scripts/schema-registry (http://127.0.0.1:8081/apis/ccompat/v7).
     timeout: seconds to wait for one answer.
     retry_interval: seconds during which a failed call fails again without asking.
     """
 
-    def __init__(self, url: str, *, timeout: float = 5.0, retry_interval: float = 5.0) -> None:
+    def __init__(self, url: str | None = None, *, timeout: float = 5.0, retry_interval: float = 5.0) -> None:
+        url = url or os.environ.get("STREAMS_SCHEMA_REGISTRY") or DEFAULT_URL
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"schema registry url must be http://host:port[/path], got {url!r}")
