@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.workload import enrich, keep
-from streams import App
+from bench.workload import ENRICHED_AVRO, ORDER_AVRO, enrich, keep
+from streams import App, AvroSerde, SchemaRegistry
 from streams.runtime.restore import POLL_RECORDS as RESTORE_POLL_RECORDS
 from streams.runtime.restore import restore_store
 from streams.runtime.stores import TaskStore
@@ -48,6 +48,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-bytes", type=int, default=0,
                         help="producer max_batch_size for both the framework and the raw loop (0: the default)")
     parser.add_argument("--profile", default="", help="write a cProfile of the whole run to this file")
+    parser.add_argument("--registry", default="", help="schema registry URL, for the Avro sides")
     return parser.parse_args(argv)
 
 
@@ -113,6 +114,15 @@ def make_app(args: argparse.Namespace) -> App:
 async def streams_stateless(args: argparse.Namespace) -> dict[str, Any]:
     app = make_app(args)
     app.stream(args.input).filter(keep).map_values(enrich).to(args.output)
+    return await run_worker(app, args.records)
+
+
+async def streams_avro_stateless(args: argparse.Namespace) -> dict[str, Any]:
+    """streams_stateless with Avro values through the schema registry, in and out."""
+    registry = SchemaRegistry(args.registry)
+    app = make_app(args)
+    app.stream(args.input, value_serde=AvroSerde(registry, ORDER_AVRO)).filter(keep).map_values(enrich) \
+        .to(args.output, value_serde=AvroSerde(registry, ENRICHED_AVRO))
     return await run_worker(app, args.records)
 
 
@@ -231,6 +241,7 @@ SIDES: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
     "raw-stateless": raw_stateless,
     "raw-read": raw_read,
     "streams-stateless": streams_stateless,
+    "streams-avro-stateless": streams_avro_stateless,
     "streams-count": streams_count,
     "streams-restore": streams_restore,
 }
