@@ -11,7 +11,7 @@ from streams.processors.stateful import reducer_as_aggregator
 from streams.processors.windowed.aggregate import Merger, TimeWindowAggregate, WindowAggregate
 from streams.processors.windowed.session import SessionWindowAggregate
 from streams.processors.windowed.sliding import SlidingWindowAggregate
-from streams.serdes import Serde, SerdeLike, resolve
+from streams.serdes import Serde, SerdeLike, bind, resolve
 from streams.state.spec import StoreSpec
 from streams.windows.definitions import Duration, WindowDefinition, to_ms
 from streams.windows.query import WindowStoreView
@@ -91,10 +91,11 @@ class WindowedStream:
         builder = grouped._stream._builder
         store_name = name or builder.new_name(f"{prefix}-STATE-STORE")
         keyed = grouped.keyed_stream(store_name)
-        ks, vs = grouped.key_serde, resolve(value_serde, "json")
+        changelog = builder.internal_topic(store_name, "changelog")
+        ks, vs = bind(grouped.key_serde, changelog, True), bind(resolve(value_serde, "json"), changelog, False)
         topic_config = {"retention.ms": str(retention_ms + CHANGELOG_EXTRA_RETENTION_MS)}
         spec = builder.add_store(StoreSpec(
-            store_name, ks, vs, builder.internal_topic(store_name, "changelog"), kind="window",
+            store_name, ks, vs, changelog, kind="window",
             options={"cleanup.policy": "compact,delete", "topic_config": topic_config, "window": window,
                      "view": WindowStoreView}))
         node_name = builder.new_name(prefix)
