@@ -6,6 +6,7 @@ The user-facing names are re-exported from `streams`; the modules are internal:
     serde.py        wire format, subjects, writer and reader schema caches
     avro.py         AvroSerde (fastavro)
     json_schema_serde.py  JsonSchemaSerde (jsonschema)
+    protobuf.py     ProtobufSerde, with message indexes (protobuf, optional)
     derive.py       Avro and JSON schemas derived from model types
     subjects.py     subject name strategies
     errors.py       what can go wrong, each a SerializationError
@@ -23,12 +24,14 @@ from streams.schema_registry.errors import (
     WireFormatError,
 )
 from streams.schema_registry.json_schema_serde import JsonSchemaSerde
+from streams.schema_registry.protobuf import ProtobufSerde
 
 __all__ = [
     "AvroSerde",
     "IncompatibleSchemaError",
     "InvalidSchemaError",
     "JsonSchemaSerde",
+    "ProtobufSerde",
     "RegistryUnavailableError",
     "SchemaNotFoundError",
     "SchemaRegistry",
