@@ -129,15 +129,11 @@ class ModelCodec:
 class ModelSerde:
     """JSON keys or values of one model type: callbacks get instances, sinks write the declared type."""
 
-    typed = True  # the DSL drops it after operators that make new values (streams/dsl.py)
+    typed = True  # the DSL drops it after operators that make new values (streams/dsl/stream.py)
     name = "json"
 
     def __init__(self, model: type, setting: str = "value_type") -> None:
         self.codec = ModelCodec(model, setting)
-
-    @property
-    def model(self) -> type:
-        return self.codec.model
 
     def __repr__(self) -> str:
         return f"ModelSerde({self.codec.name})"

@@ -144,10 +144,6 @@ class ProtobufSerde(RegistrySerde):
             raise ValueError(f"value_type with ProtobufSerde must be a generated message class, got {model!r}")
         return type(self)(self.registry, model, **self._options)
 
-    @property
-    def model(self) -> type | None:
-        return self.message_class
-
     def _encoder(self, schema: RegisteredSchema) -> Encoder:
         if self.message_class is None:
             raise SerializationError("ProtobufSerde needs a message class to write with")

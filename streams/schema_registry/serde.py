@@ -46,9 +46,9 @@ def schema_id_of(data: bytes) -> int:
 
 
 class RegistrySerde:
-    """Base of AvroSerde and JsonSchemaSerde; a subclass supplies one schema format."""
+    """Base of AvroSerde, JsonSchemaSerde and ProtobufSerde; a subclass supplies one schema format."""
 
-    typed = True  # the DSL drops it after operators that make new values (streams/dsl.py)
+    typed = True  # the DSL drops it after operators that make new values (streams/dsl/stream.py)
 
     schema_type: ClassVar[str]
 
@@ -106,10 +106,6 @@ class RegistrySerde:
     def check(self) -> None:
         """Raise RegistryUnavailableError unless the registry answers."""
         self.registry.check()
-
-    @property
-    def model(self) -> type | None:
-        return None if self.codec is None else self.codec.model
 
     def subject(self) -> str:
         """The subject this serde writes under, by its strategy."""
