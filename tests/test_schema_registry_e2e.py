@@ -25,7 +25,6 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from streams import App
 from streams.errors import StartupError
-from streams.runtime.worker import Worker
 from streams.schema_registry import AvroSerde, JsonSchemaSerde, SchemaRegistry
 from streams.windows import Tumbling
 from tests.conftest import REPO, create_topics, unique_name
@@ -141,8 +140,7 @@ async def test_a_registry_that_is_down_at_start_stops_the_worker(brokers, tmp_pa
     app.stream("never-read", value_serde=AvroSerde("http://127.0.0.1:9/apis/ccompat/v7")).to("never-written")
     with pytest.raises(StartupError, match="cannot start: schema registry at http://127.0.0.1:9/apis/ccompat/v7 "
                                            "is not reachable .* start the registry or correct its URL"):
-        await Worker(app).run()
-    assert app.worker is None
+        await app.create_worker().run()
 
 
 def test_the_worker_command_says_the_registry_is_down(tmp_path):
