@@ -21,8 +21,8 @@ PACKAGE = REPO / "streams"
 
 # Highest first: a module may import its own layer and the layers after it, never one before it.
 LAYERS = ["app", "dsl", "runtime", "task", "compiler", "processors", "windows", "state", "transport", "core"]
-CORE = {"streams.errors", "streams.record", "streams.serdes", "streams.partitioner", "streams.gcpause",
-        "streams.metrics", "streams.config"}
+CORE = {"streams.errors", "streams.record", "streams.serdes", "streams.models", "streams.partitioner",
+        "streams.gcpause", "streams.metrics", "streams.config"}
 PUBLIC_MODULES = {"streams", "streams.state", "streams.windows", "streams.testing"}
 
 
