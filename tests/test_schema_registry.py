@@ -268,15 +268,15 @@ def test_stores_write_under_their_changelog_subjects(registry, schema_registry, 
     from streams.windows import Tumbling
 
     app = App(topic_name, brokers="unused:9092")
-    grouped = app.stream("orders", value_serde=AvroSerde(registry), value_type=Order).group_by_key()
+    grouped = app.stream(f"{topic_name}-in", value_serde=AvroSerde(registry), value_type=Order).group_by_key()
     grouped.aggregate(lambda: Order("", 0.0), lambda k, o, total: Order(k, total.amount + o.amount), name="totals",
                       value_serde=AvroSerde(registry, Order))
     grouped.window(Tumbling(1000)).aggregate(lambda: Order("", 0.0), lambda k, o, t: Order(k, t.amount + o.amount),
                                              name="windowed", value_serde=AvroSerde(registry, Order))
     with TestDriver(app) as driver:
-        writer = AvroSerde(registry, Order).bind("orders", False)
+        writer = AvroSerde(registry, Order).bind(f"{topic_name}-in", False)
         for amount in (1.0, 2.5):
-            driver.pipe_raw("orders", b"ada", writer.serialize(Order("x", amount)), timestamp=10)
+            driver.pipe_raw(f"{topic_name}-in", b"ada", writer.serialize(Order("x", amount)), timestamp=10)
         assert driver.store("totals").get("ada") == Order("ada", 3.5)
     found = set(subjects(schema_registry))
     assert {f"{topic_name}-totals-changelog-value", f"{topic_name}-windowed-changelog-value"} <= found
