@@ -35,3 +35,15 @@ class StartupError(StreamsError):
 
 class TaskFencedError(StreamsError):
     """Another worker owns this task now; the task must close without committing."""
+
+
+class StoreUnavailableError(StreamsError):
+    """An interactive query cannot be answered right now: the key's task is moving or restoring.
+
+    Retrying after `retry_after` seconds usually succeeds; the framework never
+    answers such a query with a value that may be wrong.
+    """
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -37,7 +37,7 @@ class Aggregate(StoreProcessor):
         initializer, aggregator, out = self.initializer, self.aggregator, []
         for r in batch:
             if r.key is None or r.value is None:
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             try:
                 key = serialize_key(r.key)

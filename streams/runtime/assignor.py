@@ -5,6 +5,11 @@ group's partitions to tasks, keeps every task with the member that owned it
 (while that member stays within its fair share), gives the rest to members that
 hold a standby copy of the task's state, then to the least loaded members.  All
 input partitions of a task always go to the same member.
+
+Members also tell the leader the host:port of their web server, if they run
+one, and the leader hands every member the whole map of which endpoint runs
+which active and standby tasks: that is how any worker knows where each key of
+each store lives (interactive queries, streams/runtime/queries.py).
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ class MemberState:
 
     owned: list[str] = field(default_factory=list)
     standby: list[str] = field(default_factory=list)
+    endpoint: str = ""  # host:port of the member's web server; "" without one
 
     def encode(self) -> bytes:
-        return orjson.dumps({"owned": self.owned, "standby": self.standby})
+        return orjson.dumps({"owned": self.owned, "standby": self.standby, "endpoint": self.endpoint})
 
     @classmethod
     def decode(cls, data: bytes) -> MemberState:
@@ -35,9 +41,17 @@ class MemberState:
             return cls()
         try:
             raw = orjson.loads(data)
-            return cls(list(raw.get("owned", [])), list(raw.get("standby", [])))
+            return cls(list(raw.get("owned", [])), list(raw.get("standby", [])), str(raw.get("endpoint") or ""))
         except (orjson.JSONDecodeError, AttributeError, TypeError):
             return cls()
+
+
+@dataclass
+class HostTasks:
+    """The tasks one endpoint runs, as the leader assigned them."""
+
+    active: list[str] = field(default_factory=list)
+    standby: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -47,14 +61,25 @@ class TaskAssignment:
     active: list[str]
     standby: list[str]
     leader: str
+    hosts: dict[str, HostTasks] = field(default_factory=dict)  # endpoint -> its tasks, for every member with one
 
     def encode(self) -> bytes:
-        return orjson.dumps({"active": self.active, "standby": self.standby, "leader": self.leader})
+        hosts = {endpoint: {"active": h.active, "standby": h.standby} for endpoint, h in self.hosts.items()}
+        return orjson.dumps({"active": self.active, "standby": self.standby, "leader": self.leader, "hosts": hosts})
 
     @classmethod
     def decode(cls, data: bytes) -> TaskAssignment:
         raw = orjson.loads(data) if data else {}
-        return cls(list(raw.get("active", [])), list(raw.get("standby", [])), raw.get("leader", ""))
+        hosts = {endpoint: HostTasks(list(h.get("active", [])), list(h.get("standby", [])))
+                 for endpoint, h in (raw.get("hosts") or {}).items()}
+        return cls(list(raw.get("active", [])), list(raw.get("standby", [])), raw.get("leader", ""), hosts)
+
+    def owner_of(self, task_id: str) -> str | None:
+        """The endpoint that runs the task as active, if the leader knows one."""
+        return next((endpoint for endpoint, h in self.hosts.items() if task_id in h.active), None)
+
+    def standbys_of(self, task_id: str) -> list[str]:
+        return sorted(endpoint for endpoint, h in self.hosts.items() if task_id in h.standby)
 
 
 def distribute(tasks: Iterable[str], members: Mapping[str, MemberState]) -> dict[str, list[str]]:
@@ -124,12 +149,18 @@ class TaskAssignor:
         active = distribute(plan.tasks, states)
         standby = place_standbys(active, states, self._standby_replicas)
         leader = min(members)
+        hosts: dict[str, HostTasks] = {}
+        for member, state in sorted(states.items()):
+            if state.endpoint:
+                host = hosts.setdefault(state.endpoint, HostTasks())
+                host.active.extend(active[member])
+                host.standby.extend(standby[member])
         out = {}
         for member in members:
             partitions: list[TopicPartition] = sorted(
                 tp for task in active[member] for tp in plan.tasks[task].inputs
             )
-            data = TaskAssignment(active[member], standby[member], leader).encode()
+            data = TaskAssignment(active[member], standby[member], leader, hosts).encode()
             out[member] = MemberAssignment(tuple(partitions), data)
         return out
 

@@ -5,13 +5,21 @@ processors, queue all outputs on the producer with one call, and commit on the
 commit interval through streams.runtime.commit.  Rebalances create and close
 tasks; a revoked task commits first.  SIGTERM and SIGINT finish the batch,
 commit and leave the group.
+
+With web_port set the worker also runs a web server (streams/runtime/web/),
+started before it joins the group so that it can advertise the server's
+host:port to the other workers; metrics are kept whether or not anyone reads
+them (streams/metrics.py, exported by streams/runtime/prometheus.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import signal
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -19,10 +27,11 @@ from typing import Any
 
 from rocksdict import Cache
 
+from streams import logcontext
 from streams.compiler.compile import CompiledTopology, PhysicalPlan, plan_tasks
 from streams.config import StreamsConfig
 from streams.errors import TaskFencedError, TopologyError
-from streams.metrics import Metrics
+from streams.metrics import Metrics, Stopwatch
 from streams.partitioner import KeyPartitioner
 from streams.runtime.assignor import MemberState, TaskAssignor
 from streams.runtime.commit import CommitStats, commit_tasks
@@ -35,6 +44,7 @@ from streams.runtime.topics import changelog_specs, internal_topic_problem
 from streams.runtime.transactions import TaskTransactions
 from streams.serdes import check_serdes
 from streams.state.global_store import TaskGlobalStore, global_specs
+from streams.state.restore import RestoreProgress
 from streams.state.rocksdb import RocksDBConfig
 from streams.task.errors_policy import ErrorPolicy
 from streams.task.task import Task
@@ -43,7 +53,10 @@ from streams.transport.base import OutRecord, RawRecord, TopicPartition, TopicSp
 log = logging.getLogger(__name__)
 
 DLQ_PARTITIONS = 1
+OFFSET_SAMPLE_S = 2.0
+"""How often a recording worker looks up the end offsets that its lag figures need."""
 _running: dict[str, list[Worker]] = {}
+_numbers = itertools.count(1)
 
 
 def running_workers(app_id: str) -> list[Worker]:
@@ -65,8 +78,16 @@ class Worker:
         for schedule in schedules:
             self.scheduler.add(schedule)
         self.tasks: dict[str, Task] = {}
-        self.metrics = Metrics()
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{next(_numbers)}"
+        self.metrics = Metrics(config.metrics_recording_level)
         self.commit_stats = CommitStats()
+        self.rebalances = Stopwatch()
+        self.restoring: dict[tuple[str, str], RestoreProgress] = {}  # (task, store) -> its latest restore
+        self.committed_offsets: dict[TopicPartition, int] = {}
+        self.end_offsets: dict[TopicPartition, int] = {}
+        self.standby_end_offsets: dict[TopicPartition, int] = {}
+        self.web: Any = None
+        self.endpoint: str | None = None  # host:port of the web server, advertised to the group
         self.topology = topology
         self.plan: PhysicalPlan | None = None
         self.partition_counts: dict[str, int] = {}
@@ -85,6 +106,7 @@ class Worker:
         self.restore_results: list[RestoreResult] = []
         self.restore_progress: Callable[[str, int, Any], None] | None = None
         self._isolation_level = "read_committed" if config.exactly_once else "read_uncommitted"
+        self._sampler: asyncio.Task[None] | None = None
 
     # -- lifecycle
 
@@ -108,9 +130,16 @@ class Worker:
         self._stopping.set()
 
     async def start(self) -> None:
+        logcontext.APP_ID.set(self.config.app_id)
+        logcontext.WORKER.set(self.worker_id)
         _running.setdefault(self.config.app_id, []).append(self)
         # Serdes that need a service (a schema registry) stop the worker here if it is missing.
         await asyncio.to_thread(check_serdes, self.topology.serdes())
+        if self.config.web_port is not None:
+            from streams.runtime.web import WebServer
+
+            self.web = WebServer(self)
+            self.endpoint = await self.web.start()
         self.admin = self.transport.admin()
         await self.admin.start()
         self.plan = await self._prepare_topics(self.topology)
@@ -139,13 +168,20 @@ class Worker:
                                                 isolation_level=self._isolation_level,
                                                 config=self.config.consumer_config)
         self.consumer.subscribe(self.topology.all_source_topics, self)
+        self.rebalances.start()  # the first join is a rebalance too; the first assignment ends it
         await self.consumer.start()
+        if self.metrics.recording:
+            self._sampler = asyncio.create_task(self._sample_offsets_periodically())
         self.scheduler.start()
         self._started.set()
         log.info("worker of %s started with %d tasks in its plan", self.config.app_id, len(self.plan.tasks))
 
     async def shutdown(self, commit: bool = True) -> None:
         """Leave the group; commit first unless the loop failed (then the last commit stands)."""
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
+            self._sampler = None
         try:
             if commit and self.consumer is not None and self.tasks:
                 async with self._lock:
@@ -171,6 +207,12 @@ class Worker:
                 except Exception:
                     log.exception("closing %s failed", type(client).__name__)
         self.consumer = self._restore_consumer = self._standby_consumer = self.producer = self.admin = None
+        if self.web is not None:
+            try:
+                await self.web.stop()
+            except Exception:
+                log.exception("stopping the web server failed")
+            self.web = None
         workers = _running.get(self.config.app_id, [])
         if self in workers:
             workers.remove(self)
@@ -211,7 +253,8 @@ class Worker:
         return plan_tasks(self.topology, partitions_per_topic)
 
     def _member_state(self) -> MemberState:
-        return MemberState(owned=sorted(self.tasks), standby=sorted(self.standbys.task_ids))
+        return MemberState(owned=sorted(self.tasks), standby=sorted(self.standbys.task_ids),
+                           endpoint=self.endpoint or "")
 
     async def _update_standbys(self) -> None:
         """Follow the changelogs of the standby tasks the leader gave this worker."""
@@ -219,6 +262,44 @@ class Worker:
         wanted = set(assignment.standby) if assignment is not None else set()
         wanted = {t for t in wanted - set(self.tasks) if t in self.plan.tasks and self.plan.tasks[t].subtopology.stores}
         await self.standbys.update(wanted)
+
+    @property
+    def ready(self) -> bool:
+        """Every task the group assigned here is restored and running, and no rebalance is under way."""
+        if not self._started.is_set() or self._stopping.is_set() or self.rebalances.running:
+            return False
+        assignment = self.assignor.assignment if self.assignor is not None else None
+        return assignment is not None and all(task_id in self.tasks for task_id in assignment.active)
+
+    def standby_lag(self, task_id: str, store_name: str) -> int | None:
+        """Changelog records a standby store has not applied yet, as of the last end-offset lookup."""
+        store = self.standbys.stores.get(task_id, {}).get(store_name) if self.standbys is not None else None
+        if store is None or store.changelog is None:
+            return None
+        end = self.standby_end_offsets.get(store.changelog)
+        position = self.standbys.position(store.changelog)
+        if end is None or position is None:
+            return None
+        return max(0, end - position)
+
+    async def sample_offsets(self) -> None:
+        """Look up the end offsets of the input partitions and of the standby changelogs, for lag figures."""
+        inputs = [tp for task in list(self.tasks.values()) for tp in task.plan.inputs]
+        if inputs and self.consumer is not None:
+            self.end_offsets = await self.consumer.end_offsets(inputs)
+        changelogs = self.standbys.partitions() if self.standbys is not None else []
+        if changelogs and self._standby_consumer is not None:
+            self.standby_end_offsets = await self._standby_consumer.end_offsets(changelogs)
+
+    async def _sample_offsets_periodically(self) -> None:
+        while True:
+            try:
+                await self.sample_offsets()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a rebalance or a deleted topic: the next round tries again
+                log.debug("end offset lookup failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(OFFSET_SAMPLE_S)
 
     @property
     def is_leader(self) -> bool:
@@ -230,6 +311,7 @@ class Worker:
     # -- rebalance listener
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.rebalances.start()
         async with self._lock:
             try:
                 await self._commit()
@@ -238,6 +320,9 @@ class Worker:
                 await self._abandon_all()
             for task_id in sorted(self.plan.tasks_for(revoked)):
                 await self._close_task(task_id)
+            for tp in revoked:
+                self.committed_offsets.pop(tp, None)
+                self.end_offsets.pop(tp, None)
             if revoked:
                 log.info("revoked %d partitions; %d tasks remain", len(revoked), len(self.tasks))
 
@@ -257,12 +342,13 @@ class Worker:
                 await self.consumer.seek_to_committed_or_reset(inputs)
                 for task in created.values():
                     for tp in task.plan.inputs:
-                        task.positions[tp] = await self.consumer.position(tp)
+                        task.positions[tp] = self.committed_offsets[tp] = await self.consumer.position(tp)
                 self.tasks.update(created)
                 await self._update_standbys()
                 log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
         finally:
             self.consumer.resume(assigned)
+            self.rebalances.stop()
 
     async def _close_task(self, task_id: str, abort: bool = False) -> None:
         task = self.tasks.pop(task_id, None)
@@ -285,8 +371,21 @@ class Worker:
     def _open_stores(self, task_id: str) -> dict[str, TaskStore]:
         plan = self.plan.tasks[task_id]
         return {spec.name: TaskStore(spec, plan.partition, self.config.state_path(task_id, spec.name),
-                                     self.store_config)
+                                     self.store_config, count_reads=self.metrics.debug)
                 for spec in plan.subtopology.stores}
+
+    def _restore_listener(self, task_id: str) -> Callable[[str, int, RestoreProgress], None]:
+        """Keeps restore progress for the metrics, and passes it on to the CLI's progress bar, if any."""
+        done: dict[str, int] = {}
+
+        def listener(store_name: str, partition: int, progress: RestoreProgress) -> None:
+            self.restoring[(task_id, store_name)] = progress
+            self.metrics.incr("records_restored", progress.restored - done.get(store_name, 0), task_id, store_name)
+            done[store_name] = progress.restored
+            if self.restore_progress is not None:
+                self.restore_progress(store_name, partition, progress)
+
+        return listener
 
     async def _create_task(self, task_id: str) -> Task:
         """Open the task's stores, restore them from their changelogs, then build the task."""
@@ -295,10 +394,15 @@ class Worker:
             await self.transactions.start(task_id)  # fences older owners before anything is read
         self.standbys.release(task_id)
         stores = self._open_stores(task_id)
-        for store in stores.values():
-            result = await restore_store(store, self._restore_consumer, on_progress=self.restore_progress)
-            if result is not None:
-                self.restore_results.append(result)
+        token = logcontext.TASK.set(task_id)
+        try:
+            for store in stores.values():
+                result = await restore_store(store, self._restore_consumer,
+                                             on_progress=self._restore_listener(task_id))
+                if result is not None:
+                    self.restore_results.append(result)
+        finally:
+            logcontext.TASK.reset(token)
         stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
         return Task(plan, self.config.app_id, self.partition_counts, self.error_policy, stores=stores,
                     metrics=self.metrics, max_idle_ms=int(self.config.max_task_idle * 1000))
@@ -327,8 +431,12 @@ class Worker:
     async def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
         by_task: dict[str, dict[TopicPartition, list[RawRecord]]] = defaultdict(dict)
         task_of = self.plan.task_of
+        recording, counters = self.metrics.recording, self.metrics.counters
         for tp, raws in batches.items():
-            by_task[task_of[tp]][tp] = raws
+            task_id = task_of[tp]
+            by_task[task_id][tp] = raws
+            if recording:
+                counters[("records_consumed", task_id, tp.topic)] += len(raws)
         for task_id in self._holding():
             by_task.setdefault(task_id, {})  # records held back for timestamp order may be due now
         processed = []
@@ -336,9 +444,13 @@ class Worker:
             task = self.tasks.get(task_id)
             if task is None:
                 continue
-            task.process(task_batches)
-            if task.agents:
-                await task.drain_agents()
+            token = logcontext.TASK.set(task_id)
+            try:
+                task.process(task_batches)
+                if task.agents:
+                    await task.drain_agents()
+            finally:
+                logcontext.TASK.reset(token)
             processed.append(task)
         await self._send_output(processed)
 
@@ -391,12 +503,13 @@ class Worker:
         if not self.tasks:
             return
         if self.transactions is None:
-            await commit_tasks(self.tasks.values(), lambda task: self.producer, self.consumer,
-                               stats=self.commit_stats)
+            self.committed_offsets.update(await commit_tasks(self.tasks.values(), lambda task: self.producer,
+                                                             self.consumer, stats=self.commit_stats))
             return
         try:
-            await commit_tasks(self.tasks.values(), lambda task: self.transactions.by_task[task.task_id],
-                               self.consumer, exactly_once=True, group_id=self.config.app_id, stats=self.commit_stats)
+            self.committed_offsets.update(await commit_tasks(
+                self.tasks.values(), lambda task: self.transactions.by_task[task.task_id], self.consumer,
+                exactly_once=True, group_id=self.config.app_id, stats=self.commit_stats))
         except Exception as exc:
             log.warning("commit failed (%s: %s)", type(exc).__name__, exc)
             await self._abandon_all()

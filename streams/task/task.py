@@ -16,7 +16,7 @@ from typing import Any
 from streams.compiler.compile import TaskPlan
 from streams.errors import ProcessingError, TopologyError
 from streams.gcpause import gc_paused
-from streams.metrics import Metrics
+from streams.metrics import Metrics, TaskMetrics
 from streams.partitioner import KeyPartitioner
 from streams.processors.agents import AgentProcessor
 from streams.processors.api import Processor
@@ -64,7 +64,7 @@ class Task:
         self.partition_counts = partition_counts
         self.error_policy = error_policy
         self.stores = dict(stores or {})
-        self.metrics = metrics or Metrics()
+        self.metrics: TaskMetrics = (metrics or Metrics()).for_task(self.task_id)
         self.clock = clock
         self.output: list[OutRecord] = []
         self.offsets: dict[TopicPartition, int] = {}
@@ -133,9 +133,12 @@ class Task:
                     new(OutRecord, (topic, place(key, partitions) if (h := known(key)) is None else h % partitions,
                                     key, value, r.timestamp, r.headers))
                     for key, value, r in zip(keys, values, records, strict=True)])
+                if self.metrics.recording:
+                    self.metrics.incr("records_produced", len(records), topic)
                 return
         serialize_key, serialize_value = key_serde.serialize, value_serde.serialize
         append = self.output.append
+        before = len(self.output)
         for r in records:
             try:
                 key = serialize_key(r.key)
@@ -146,6 +149,8 @@ class Task:
             h = hashes.get(key)
             partition = place(key, partitions) if h is None else h % partitions
             append(new(OutRecord, (topic, partition, key, value, r.timestamp, r.headers)))
+        if self.metrics.recording:
+            self.metrics.incr("records_produced", len(self.output) - before, topic)
 
     def report_error(self, record: Record | None, exc: BaseException, operator: str) -> None:
         origin = record.origin if record is not None else None
@@ -158,9 +163,10 @@ class Task:
             raise ProcessingError(operator, origin.topic, origin.partition, origin.offset, exc) from exc
         if policy.mode == "dlq" and origin is not None:
             self.output.append(policy.dead_letter(origin, exc, operator, self.partition_counts))
-            self.metrics.incr("dlq_records")
+            self.metrics.incr("dlq_records", 1, operator)
+            self.metrics.incr("records_produced", 1, policy.dlq_topic)
         else:
-            self.metrics.incr("skipped_records")
+            self.metrics.incr("skipped_records", 1, operator)
         log.warning("task %s: %s failed on %s: %s: %s", self.task_id, operator,
                     _where(origin), type(exc).__name__, exc)
 
@@ -175,11 +181,22 @@ class Task:
         timestamp order (streams/runtime/ordering.py); process({}) releases them
         once they are due.
         """
+        metrics = self.metrics
+        if not metrics.recording:
+            with gc_paused():
+                self._process(batches)
+            return
+        started = time.perf_counter()
         with gc_paused():
-            self._process(batches)
+            processed = self._process(batches)
+        if processed:
+            metrics.latency.observe(time.perf_counter() - started, processed)
 
-    def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
+    def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> int:
+        """process() without the timing; returns how many records went through the topology."""
         positions = self.positions
+        counters, task_id = self.metrics.counters, self.task_id
+        processed = 0
         if self.inputs is None:
             items: Iterable[tuple[TopicPartition, list[RawRecord]]] = batches.items()
         else:
@@ -196,13 +213,17 @@ class Task:
             source = self.sources.get(tp.topic)
             if source is None:
                 raise TopologyError(f"task {self.task_id} does not read {tp.topic!r}")
-            for first in range(0, len(raws), CHUNK_RECORDS):
+            count = len(raws)
+            source.records_in += count
+            for first in range(0, count, CHUNK_RECORDS):
                 source.process_raw(raws[first:first + CHUNK_RECORDS])
             newest = max(map(_timestamp, raws))
             if newest > self._stream_time:
                 self._stream_time = newest
             positions[tp] = self.offsets[tp] = raws[-1].offset + 1
-            self.metrics.incr("records_processed", len(raws))
+            counters[("records_processed", task_id, tp.topic)] += count
+            processed += count
+        return processed
 
     async def drain_agents(self) -> None:
         """Let agents consume what process() fed them; the one await at the task's edge."""
@@ -219,7 +240,10 @@ class Task:
         out: list[OutRecord] = []
         with gc_paused():  # one record per changed key: see streams/gcpause.py
             for store in self.stores.values():
-                out.extend(store.changelog_records(self.partition))
+                records = store.changelog_records(self.partition)
+                if records:
+                    out.extend(records)
+                    self.metrics.incr("records_produced", len(records), records[0].topic)
         return out
 
     def checkpoint_stores(self, written: Mapping[TopicPartition, int]) -> None:

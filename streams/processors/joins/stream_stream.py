@@ -91,14 +91,14 @@ class StreamJoinSide(Processor):
         metrics = self.context.metrics
         for r in batch:
             if r.key is None or r.value is None:
-                metrics.incr("dropped_null_records")
+                metrics.incr("dropped_null_records", 1, self.name)
                 continue
             ts = r.timestamp
             if ts > state.stream_time:
                 state.stream_time = ts
                 self._close(out)
             if ts + span < state.stream_time:
-                metrics.incr("late_records")
+                metrics.incr("late_records", 1, self.name)
                 continue
             try:
                 key, value = serialize_key(r.key), serialize(r.value)

@@ -74,7 +74,7 @@ class WindowAggregate(Processor):
         final, close_span, apply = self.final, self.close_span, self._apply
         for r in batch:
             if r.key is None or r.value is None:
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             ts = r.timestamp
             if ts > self.stream_time:
@@ -87,7 +87,7 @@ class WindowAggregate(Processor):
                 self.context.report_error(r, exc, self.name)
                 continue
             if not accepted:
-                self.context.metrics.incr("late_records")
+                self.context.metrics.incr("late_records", 1, self.name)
                 log.debug("%s: dropped a late record at %d (stream time %d, grace %d ms)",
                           self.name, ts, self.stream_time, self.window.grace)
         self._last_activity = self.context.wall_clock_ms()
@@ -108,7 +108,7 @@ class WindowAggregate(Processor):
         low = None if self._expired_to is None else self._expired_to + 1
         expired = self.windows.expire(low, cutoff)
         if expired:
-            self.context.metrics.incr("expired_windows", expired)
+            self.context.metrics.incr("expired_windows", expired, self.name)
         self._expired_to = cutoff
         following = self.windows.first_indexed_after(cutoff)
         self._oldest = NOTHING_DUE if following is None else following
@@ -155,7 +155,7 @@ class WindowAggregate(Processor):
         if last is not None and last + self.close_span > self.stream_time:
             self.stream_time = last + self.close_span
             self._advanced()
-        self.context.metrics.incr("idle_closes")
+        self.context.metrics.incr("idle_closes", 1, self.name)
         self.forward(out)
 
 
