@@ -55,7 +55,11 @@ class RoutedStoreView:
     # -- one key
 
     def query(self, key: Any, allow_standby: bool = False) -> KeyQueryResult:
-        """The key's value and where it came from; a standby copy may answer only if allowed (with its lag)."""
+        """The key's value and where it came from; a standby copy may answer only if allowed (with its lag).
+
+        The lag of a standby in this process is as of the worker's last end-offset lookup (every few
+        seconds; None before the first); query_async() and HTTP queries look it up first.
+        """
         plan, raw_key = self._plan(key, allow_standby)
         if plan.local is not None:
             return self._local_result(plan, key, raw_key)
@@ -68,8 +72,11 @@ class RoutedStoreView:
         raise StoreUnavailableError(plan.unavailable or f"{self.spec.name}: task {plan.task}: {'; '.join(failures)}")
 
     async def query_async(self, key: Any, allow_standby: bool = False) -> KeyQueryResult:
+        """query() for async code; a local standby's lag is looked up at the broker first."""
         plan, raw_key = self._plan(key, allow_standby)
         if plan.local is not None:
+            if plan.standby and plan.worker is not None:
+                await plan.worker.refresh_standby_lag(plan.task, self.spec.name)
             return self._local_result(plan, key, raw_key)
         failures = []
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as session:

@@ -282,6 +282,12 @@ class Worker:
             return None
         return max(0, end - position)
 
+    async def refresh_standby_lag(self, task_id: str, store_name: str) -> None:
+        """Look up the end of one standby store's changelog now, so that its lag is current."""
+        store = self.standbys.stores.get(task_id, {}).get(store_name) if self.standbys is not None else None
+        if store is not None and store.changelog is not None and self._standby_consumer is not None:
+            self.standby_end_offsets.update(await self._standby_consumer.end_offsets([store.changelog]))
+
     async def sample_offsets(self) -> None:
         """Look up the end offsets of the input partitions and of the standby changelogs, for lag figures."""
         inputs = [tp for task in list(self.tasks.values()) for tp in task.plan.inputs]

@@ -99,6 +99,8 @@ class StoreRoutes:
         directory = self.directory()
         plan = directory.plan_key(spec, raw_key, allow_standby, forwarded)
         if plan.local is not None:
+            if plan.standby and plan.worker is not None:
+                await plan.worker.refresh_standby_lag(plan.task, spec.name)
             if is_windowed(spec):
                 body = directory.answer_windows(spec, plan, spec.key_serde.deserialize(raw_key), time_from, time_to)
                 return json_response(_public(body) if query.get("encoding") != "base64" else body)
