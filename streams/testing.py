@@ -14,6 +14,7 @@ from typing import Any
 
 from streams.app import App
 from streams.compiler.compile import plan_tasks
+from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
 from streams.processors.endpoints import Source
 from streams.record import Headers, Record
@@ -54,9 +55,10 @@ class TestDriver:
         for store in self.global_stores.values():
             self.partition_counts.setdefault(store.topic, counts.get(store.topic, 1))
         global_views = {name: TaskGlobalStore(store) for name, store in self.global_stores.items()}
+        self.metrics = Metrics(self.config.metrics_recording_level)
         self.tasks = {
             task_id: Task(plan, self.config.app_id, self.partition_counts, self.error_policy,
-                          clock=lambda: self.wall_clock,
+                          metrics=self.metrics, clock=lambda: self.wall_clock,
                           stores={**{s.name: TaskStore(s, plan.partition, None) for s in plan.subtopology.stores},
                                   **global_views})
             for task_id, plan in self.plan.tasks.items()
