@@ -5,16 +5,20 @@
     streams replay module:app --to-earliest | --to-datetime ISO | --by-duration PT1H | --to-offset N [--dry-run]
     streams reset module:app         replay from the earliest offsets and delete internal topics
     streams rebuild module:app       wipe local state; the next start restores it from changelogs
+    streams lag module:app           per-partition and total lag of the app's consumer group
+
+Operations options (--log-format, worker --web-port, lag) live in streams/cli_ops.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from streams import cli_ops
 
 if TYPE_CHECKING:
     from streams.app import App
@@ -51,22 +55,25 @@ def _parser(with_app_argument: bool) -> argparse.ArgumentParser:
     rebuild = commands.add_parser("rebuild", help="wipe local state so the next start restores it")
     for sub in (replay, reset, rebuild):
         sub.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
+    ops_commands = cli_ops.add_arguments(parser, commands, worker)
     if with_app_argument:
-        for sub in (worker, describe, replay, reset, rebuild):
+        for sub in (worker, describe, replay, reset, rebuild, *ops_commands):
             sub.add_argument("app", help="module:attribute of the App")
     return parser
 
 
 def _execute(app: App, args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    cli_ops.setup_logging(args)
     if args.command == "describe":
         print(app.describe(mermaid=args.mermaid), end="")
         return 0
+    if args.command == "lag":
+        return cli_ops.lag_command(app, args)
     if args.command == "worker":
         from streams.errors import StartupError
         from streams.progress import RestoreProgressBar
 
+        cli_ops.apply_worker_flags(app, args)
         try:
             app.run(restore_progress=RestoreProgressBar() if sys.stderr.isatty() else None)
         except StartupError as exc:

@@ -110,7 +110,8 @@ async def test_worker_exposition_names_labels_and_debug_cache_counts(tmp_path):
     misses = {s.labels["task"]: s.value for s in families["streams_cache_misses"].samples}
     # "a" three times: its first read misses, the next two find the pending count; b and c miss once each
     assert sum(hits.values()) == 2 and sum(misses.values()) == 3
-    lag = {(s.labels["topic"], s.labels["partition"]): s.value for s in families["streams_consumer_lag_records"].samples}
+    lag = {(s.labels["topic"], s.labels["partition"]): s.value
+           for s in families["streams_consumer_lag_records"].samples}
     assert lag == {("in", "0"): 0, ("in", "1"): 0}
     for sample in families["streams_records_processed"].samples:
         assert sample.labels["app_id"] == "metrics" and sample.labels["worker"] == worker.worker_id
