@@ -49,6 +49,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="producer max_batch_size for both the framework and the raw loop (0: the default)")
     parser.add_argument("--profile", default="", help="write a cProfile of the whole run to this file")
     parser.add_argument("--registry", default="", help="schema registry URL, for the Avro sides")
+    parser.add_argument("--metrics", choices=("default", "on", "off"), default="default",
+                        help="on: metrics recorded, web server up and /metrics scraped every second; "
+                             "off: recording level off and no web server; default: the app's defaults")
     return parser.parse_args(argv)
 
 
@@ -78,10 +81,29 @@ class ConsumptionProbe:
         return batches
 
 
+async def scrape(endpoint: str, stop: asyncio.Event) -> int:
+    """GET /metrics every second, as a Prometheus server would; returns how many scrapes succeeded."""
+    import aiohttp
+
+    scrapes = 0
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            async with session.get(f"http://{endpoint}/metrics") as response:
+                await response.read()
+                scrapes += response.status == 200
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except TimeoutError:
+                pass
+    return scrapes
+
+
 async def run_worker(app: App, records: int) -> dict[str, Any]:
     """Run a worker until it consumed `records`, then commit: "end" is when that commit completes."""
     worker = app.create_worker()
     await worker.start()
+    stop_scraping = asyncio.Event()
+    scraper = asyncio.create_task(scrape(worker.endpoint, stop_scraping)) if worker.endpoint else None
     try:
         probe = ConsumptionProbe(worker.consumer, records)
         loop = asyncio.create_task(worker.loop())
@@ -96,7 +118,11 @@ async def run_worker(app: App, records: int) -> dict[str, Any]:
         stored = sum(store.approximate_count() for task in worker.tasks.values() for store in task.stores.values())
         report = {"first": probe.first, "end": end, "records": probe.consumed, "cpu": end_cpu - probe.first_cpu,
                   "commits": worker.commit_stats.commits, "stored_keys_estimate": stored}
+        if scraper is not None:
+            stop_scraping.set()
+            report["scrapes"] = await scraper
     finally:
+        stop_scraping.set()
         await worker.shutdown(commit=False)
     return report
 
@@ -107,8 +133,10 @@ def producer_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def make_app(args: argparse.Namespace) -> App:
+    metrics = {"on": {"metrics_recording_level": "info", "web_port": 0},
+               "off": {"metrics_recording_level": "off"}}.get(args.metrics, {})
     return App(args.group, args.brokers, state_dir=args.state_dir or None, commit_interval=args.commit_interval,
-               poll_max_records=POLL_RECORDS, producer_config=producer_config(args))
+               poll_max_records=POLL_RECORDS, producer_config=producer_config(args), **metrics)
 
 
 async def streams_stateless(args: argparse.Namespace) -> dict[str, Any]:

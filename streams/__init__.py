@@ -11,7 +11,13 @@ from streams.dsl.global_table import GlobalTable
 from streams.dsl.stream import GroupedStream, Stream
 from streams.dsl.table import Table
 from streams.dsl.windows import WindowedStream, WindowedTable
-from streams.errors import ProcessingError, SerializationError, StreamsError, TopologyError
+from streams.errors import (
+    ProcessingError,
+    SerializationError,
+    StoreUnavailableError,
+    StreamsError,
+    TopologyError,
+)
 from streams.processors.api import Processor, ProcessorContext
 from streams.record import Record
 from streams.schema_registry import (
@@ -55,6 +61,7 @@ __all__ = [
     "SerializationError",
     "Session",
     "Sliding",
+    "StoreUnavailableError",
     "StrSerde",
     "Stream",
     "StreamsError",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from streams.logcontext import LOG_FORMATS, configure_logging
+from streams.runtime.logcontext import LOG_FORMATS, configure_logging
 
 if TYPE_CHECKING:
     from streams.app import App

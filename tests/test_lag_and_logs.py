@@ -15,7 +15,7 @@ import time
 import orjson
 import pytest
 
-from streams import logcontext
+from streams.runtime import logcontext
 from streams.transport import OutRecord, TopicPartition, TopicSpec
 from streams.transport.embedded import EmbeddedTransport, close_broker
 from streams.transport.kafka import KafkaTransport

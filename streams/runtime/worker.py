@@ -27,12 +27,12 @@ from typing import Any
 
 from rocksdict import Cache
 
-from streams import logcontext
 from streams.compiler.compile import CompiledTopology, PhysicalPlan, plan_tasks
 from streams.config import StreamsConfig
 from streams.errors import TaskFencedError, TopologyError
 from streams.metrics import Metrics, Stopwatch
 from streams.partitioner import KeyPartitioner
+from streams.runtime import logcontext
 from streams.runtime.assignor import MemberState, TaskAssignor
 from streams.runtime.commit import CommitStats, commit_tasks
 from streams.runtime.global_tables import GlobalTables
