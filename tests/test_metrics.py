@@ -90,7 +90,8 @@ async def test_worker_exposition_names_labels_and_debug_cache_counts(tmp_path):
     app.configure(brokers=url, state_dir=tmp_path, commit_interval=0.1)
     try:
         async with running(app) as worker:
-            await wait_for(lambda: worker.metrics.get("records_processed") == 5)
+            await wait_for(lambda: worker.metrics.get("records_processed") == 5
+                           and sum(worker.committed_offsets.values()) == 5)
             await worker.sample_offsets()
             families = {f.name: f for f in text_string_to_metric_families(exposition(registry_for(worker)).decode())}
     finally:

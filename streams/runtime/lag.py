@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from streams.compiler.compile import CompiledTopology
 from streams.config import StreamsConfig
-from streams.transport.base import TopicPartition
+from streams.record import TopicPartition
 from streams.transport.factory import open_transport
 
 
