@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from streams import App
+from streams import App, Tumbling
 from streams.errors import StoreUnavailableError
 from tests.conftest import create_topics, unique_name
 from tests.kafka_helpers import produce, running
@@ -14,13 +14,16 @@ from tests.process_helpers import WorkerProcess
 from tests.web_helpers import free_port, get
 
 USERS, PER_USER = 24, 5
+HOUR_START = (int(time.time()) // 3600 - 1) * 3_600_000 + 1000  # in the last full hour: one window per user
 
 
 def counting_app(app_id: str, src: str, out: str, state_dir) -> App:
-    """The same topology as tests/apps/pipeline.py's "count" mode, run in this process."""
+    """The same topology as tests/apps/pipeline.py's "counts-hourly" mode, run in this process."""
     app = App(app_id, state_dir=state_dir, commit_interval=0.3, num_standby_replicas=1, web_port=0,
               consumer_config={"session_timeout_ms": 6000, "heartbeat_interval_ms": 500})
-    app.stream(src).group_by(lambda k, v: v["user"], name="by-user").count(name="counts").to_stream().to(out)
+    by_user = app.stream(src).group_by(lambda k, v: v["user"], name="by-user")
+    by_user.count(name="counts").to_stream().to(out)
+    by_user.window(Tumbling(3_600_000)).count(name="hourly")
     return app
 
 
@@ -51,9 +54,10 @@ async def settle(endpoints: list[str], timeout: float = 90) -> dict[str, dict[st
 async def test_every_key_answers_right_from_every_worker_before_and_after_a_kill(brokers, tmp_path):
     src, out, app_id = unique_name("events"), unique_name("counts-out"), unique_name("routed")
     await create_topics(brokers, {src: 6, out: 6})
-    await produce(brokers, src, [(f"e{n}", {"user": f"u{n % USERS}"}) for n in range(USERS * PER_USER)])
+    await produce(brokers, src, [(f"e{n}", {"user": f"u{n % USERS}"}, HOUR_START + n)
+                                 for n in range(USERS * PER_USER)])
     ports = [free_port(), free_port()]
-    env = {"TEST_APP_ID": app_id, "TEST_IN": src, "TEST_OUT": out, "TEST_MODE": "count", "TEST_STANDBYS": "1",
+    env = {"TEST_APP_ID": app_id, "TEST_IN": src, "TEST_OUT": out, "TEST_MODE": "counts-hourly", "TEST_STANDBYS": "1",
            "TEST_COMMIT_INTERVAL": "0.3"}
     others = [WorkerProcess(brokers, {**env, "STREAMS_WEB_PORT": str(port), "TEST_STATE_DIR": str(tmp_path / name)},
                             tmp_path / f"{name}.log").start() for name, port in zip("ab", ports, strict=True)]
@@ -78,7 +82,13 @@ async def test_every_key_answers_right_from_every_worker_before_and_after_a_kill
             assert {k: r.value for k, r in results.items()} == {f"u{i}": PER_USER for i in range(USERS)}
             assert {r.served_by for r in results.values()} == set(endpoints)
             assert all(app.store("counts").get(f"u{i}") == PER_USER for i in range(USERS))
-            assert await view.get_async("u1") == PER_USER and view.get("nobody", -1) == -1
+            assert [await view.get_async(f"u{i}") for i in range(USERS)] == [PER_USER] * USERS
+            assert view.get("nobody", -1) == -1
+            hour = HOUR_START // 3_600_000 * 3_600_000
+            for i in range(USERS):  # a windowed store's key, fetched from its worker
+                assert [(w.start, n) for w, n in app.store("hourly").fetch(f"u{i}")] == [(hour, PER_USER)]
+            status, body, _ = await get(f"http://{remote[0]}/stores/hourly/u0?from={hour}&to={hour}")
+            assert status == 200 and [(w["start"], w["value"]) for w in body["windows"]] == [(hour, PER_USER)]
 
             # Standby reads are opt-in: a worker with a standby copy answers from it and says how far it lags.
             hosts = worker.assignor.assignment.hosts

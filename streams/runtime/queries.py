@@ -25,8 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from streams.partitioner import partition_for
-from streams.serdes import BytesSerde, FloatSerde, IntSerde, JsonSerde, StrSerde
+from streams.serdes import BytesSerde, FloatSerde, IntSerde, JsonSerde
 from streams.state.global_store import GLOBAL_KIND
 from streams.state.spec import StoreSpec
 from streams.windows.definitions import Windowed
@@ -70,7 +72,7 @@ def is_windowed(spec: StoreSpec) -> bool:
 
 
 def decode_key_text(spec: StoreSpec, text: str) -> Any:
-    """A key typed in a URL, read as the store's key serde expects it."""
+    """A key typed in a URL, read as the store's key serde expects it: numbers, JSON, else text."""
     serde = spec.key_serde
     if isinstance(serde, IntSerde):
         return int(text)
@@ -79,14 +81,10 @@ def decode_key_text(spec: StoreSpec, text: str) -> Any:
     if isinstance(serde, BytesSerde):
         return text.encode()
     if isinstance(serde, JsonSerde):
-        import orjson
-
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             return text
-    if isinstance(serde, StrSerde):
-        return text
     return text
 
 

@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import aiohttp
-
 from streams.errors import StoreUnavailableError
 from streams.runtime.queries import (
     FORWARDED_HEADER,
@@ -78,10 +76,12 @@ class RoutedStoreView:
             if plan.standby and plan.worker is not None:
                 await plan.worker.refresh_standby_lag(plan.task, self.spec.name)
             return self._local_result(plan, key, raw_key)
+        from streams.runtime.web.forward import fetch_json
+
         failures = []
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as session:
+        async with _session() as session:
             for endpoint in plan.forward_to:
-                status, body = await _get_async(session, endpoint, self._path(raw_key), self._params(allow_standby))
+                status, body = await fetch_json(session, endpoint, self._path(raw_key), self._params(allow_standby))
                 if status in (200, 404):
                     return self._remote_result(key, body)
                 failures.append(f"{endpoint}: {body.get('error', status) if isinstance(body, dict) else status}")
@@ -124,10 +124,12 @@ class RoutedStoreView:
         if plan.local is not None:
             return WindowStoreView(self.spec, [plan.local]).fetch(key, time_from, time_to)
         params = self._params(False, time_from, time_to)
+        from streams.runtime.web.forward import fetch_json
+
         failures = []
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as session:
+        async with _session() as session:
             for endpoint in plan.forward_to:
-                status, body = await _get_async(session, endpoint, self._path(raw_key), params)
+                status, body = await fetch_json(session, endpoint, self._path(raw_key), params)
                 if status == 200:
                     return self._windows(body)
                 failures.append(f"{endpoint}: {status}")
@@ -214,11 +216,8 @@ def _get_sync(endpoint: str, path: str, params: dict[str, str]) -> tuple[int, An
         return 0, {"error": f"did not answer ({error})"}
 
 
-async def _get_async(session: aiohttp.ClientSession, endpoint: str, path: str,
-                     params: dict[str, str]) -> tuple[int, Any]:
-    try:
-        async with session.get(f"http://{endpoint}{path}", params=params,
-                               headers={FORWARDED_HEADER: "1"}) as response:
-            return response.status, await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-        return 0, {"error": f"did not answer ({error})"}
+def _session() -> Any:
+    """An aiohttp client session; aiohttp is imported only by async queries that forward (it is slow to import)."""
+    import aiohttp
+
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S))

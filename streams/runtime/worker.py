@@ -136,7 +136,7 @@ class Worker:
         # Serdes that need a service (a schema registry) stop the worker here if it is missing.
         await asyncio.to_thread(check_serdes, self.topology.serdes())
         if self.config.web_port is not None:
-            from streams.runtime.web import WebServer
+            from streams.runtime.web.server import WebServer
 
             self.web = WebServer(self)
             self.endpoint = await self.web.start()

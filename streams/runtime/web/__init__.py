@@ -1,5 +1,4 @@
-"""The worker's web server (aiohttp): health, readiness, Prometheus metrics, the topology page, store queries."""
+"""The worker's web server (aiohttp): health, readiness, Prometheus metrics, the topology page, store queries.
 
-from streams.runtime.web.server import WebServer
-
-__all__ = ["WebServer"]
+server.py runs it; stores.py answers store queries; forward.py asks other workers.
+"""

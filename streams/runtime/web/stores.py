@@ -18,7 +18,6 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import aiohttp
 from aiohttp import web
 
 from streams.runtime.queries import (
@@ -30,6 +29,7 @@ from streams.runtime.queries import (
     unb64,
     window_json,
 )
+from streams.runtime.web.forward import fetch_json
 from streams.runtime.web.responses import json_response, unavailable
 from streams.runtime.worker import running_workers
 from streams.state.global_store import GLOBAL_KIND
@@ -44,17 +44,6 @@ DEFAULT_LIMIT, MAX_LIMIT = 1000, 100_000
 
 class BadRequest(Exception):
     """A query parameter that cannot be read; the message names it."""
-
-
-async def fetch_json(session: aiohttp.ClientSession, endpoint: str, path: str,
-                     params: dict[str, str]) -> tuple[int, Any] | None:
-    """GET another worker's JSON answer; None when it cannot be reached."""
-    try:
-        async with session.get(f"http://{endpoint}{path}", params=params,
-                               headers={FORWARDED_HEADER: "1"}) as response:
-            return response.status, await response.json(content_type=None)
-    except (TimeoutError, aiohttp.ClientError, ValueError):
-        return None
 
 
 class StoreRoutes:
@@ -111,13 +100,9 @@ class StoreRoutes:
         path = f"/stores/{quote(spec.name, safe='')}/{b64(raw_key)}"
         tried = []
         for endpoint in plan.forward_to:
-            answer = await fetch_json(self.server.session, endpoint, path, params)
-            if answer is None:
-                tried.append(f"{endpoint} did not answer")
-                continue
-            status, body = answer
-            if status == 503:
-                tried.append(f"{endpoint}: {body.get('error')}")
+            status, body = await fetch_json(self.server.session, endpoint, path, params)
+            if status in (0, 503):
+                tried.append(f"{endpoint}: {body.get('error') if isinstance(body, dict) else status}")
                 continue
             return json_response(_public(body) if query.get("encoding") != "base64" else body, status=status)
         reason = plan.unavailable or f"task {plan.task}: " + "; ".join(tried)
@@ -173,11 +158,11 @@ class StoreRoutes:
         if needed - covered_all:
             answers = await asyncio.gather(*(fetch_json(self.server.session, e, f"/stores/{quote(spec.name, safe='')}",
                                                         params) for e in others))
-            for endpoint, answer in zip(others, answers, strict=True):
-                if answer is None or answer[0] != 200:
+            for endpoint, (status, body) in zip(others, answers, strict=True):
+                if status != 200:
                     return unavailable(f"the worker at {endpoint} did not give its share of {spec.name}")
-                entries.extend(answer[1]["entries"])
-                covered_all.update(answer[1]["tasks"])
+                entries.extend(body["entries"])
+                covered_all.update(body["tasks"])
         missing = sorted(needed - covered_all)
         if missing:
             return unavailable(f"tasks {', '.join(missing)} of {spec.name} are open nowhere right now "
