@@ -12,6 +12,8 @@ import asyncio
 import cProfile
 import json
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -50,7 +52,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", default="", help="write a cProfile of the whole run to this file")
     parser.add_argument("--registry", default="", help="schema registry URL, for the Avro sides")
     parser.add_argument("--metrics", choices=("default", "on", "off"), default="default",
-                        help="on: metrics recorded, web server up and /metrics scraped every second; "
+                        help="on: metrics recorded, web server up and /metrics scraped every second by another "
+                             "process; "
                              "off: recording level off and no web server; default: the app's defaults")
     return parser.parse_args(argv)
 
@@ -81,29 +84,22 @@ class ConsumptionProbe:
         return batches
 
 
-async def scrape(endpoint: str, stop: asyncio.Event) -> int:
-    """GET /metrics every second, as a Prometheus server would; returns how many scrapes succeeded."""
-    import aiohttp
+def start_scraper(endpoint: str) -> subprocess.Popen:
+    """A separate process that scrapes /metrics every second, as a Prometheus server would (bench/scraper.py)."""
+    return subprocess.Popen([sys.executable, "-m", "bench.scraper", endpoint], stdout=subprocess.PIPE, text=True)
 
-    scrapes = 0
-    async with aiohttp.ClientSession() as session:
-        while not stop.is_set():
-            async with session.get(f"http://{endpoint}/metrics") as response:
-                await response.read()
-                scrapes += response.status == 200
-            try:
-                await asyncio.wait_for(stop.wait(), 1.0)
-            except TimeoutError:
-                pass
-    return scrapes
+
+def stop_scraper(scraper: subprocess.Popen) -> int:
+    scraper.terminate()
+    out, _ = scraper.communicate(timeout=30)
+    return int(out.strip() or 0)
 
 
 async def run_worker(app: App, records: int) -> dict[str, Any]:
     """Run a worker until it consumed `records`, then commit: "end" is when that commit completes."""
     worker = app.create_worker()
     await worker.start()
-    stop_scraping = asyncio.Event()
-    scraper = asyncio.create_task(scrape(worker.endpoint, stop_scraping)) if worker.endpoint else None
+    scraper = start_scraper(worker.endpoint) if worker.endpoint else None
     try:
         probe = ConsumptionProbe(worker.consumer, records)
         loop = asyncio.create_task(worker.loop())
@@ -119,10 +115,11 @@ async def run_worker(app: App, records: int) -> dict[str, Any]:
         report = {"first": probe.first, "end": end, "records": probe.consumed, "cpu": end_cpu - probe.first_cpu,
                   "commits": worker.commit_stats.commits, "stored_keys_estimate": stored}
         if scraper is not None:
-            stop_scraping.set()
-            report["scrapes"] = await scraper
+            report["scrapes"] = stop_scraper(scraper)
+            scraper = None
     finally:
-        stop_scraping.set()
+        if scraper is not None:
+            scraper.kill()
         await worker.shutdown(commit=False)
     return report
 

@@ -3,8 +3,8 @@
     python -m bench.metrics_overhead [--records 300000] [--rounds 5]
 
 "on" is the default recording level with the worker's web server up and its
-/metrics scraped every second by the measured child itself, as a Prometheus
-server would; "off" is recording level "off" and no web server.  The input is
+/metrics scraped every second by another process (bench/scraper.py), as a
+Prometheus server would; "off" is recording level "off" and no web server.  The input is
 produced once; each run gets a fresh group and output topic and its own child
 process, and the sides alternate (A B B A ...).  The ratio is on/off of the
 median records per second (and per CPU second).
