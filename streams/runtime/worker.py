@@ -91,6 +91,7 @@ class Worker:
         self._partitioner = KeyPartitioner()
         self.admin = self.producer = self.consumer = self._restore_consumer = self._standby_consumer = None
         self.send_producer: Any = None  # sends from outside tasks; the shared producer unless exactly-once
+        self._outbox: list[OutRecord] = []  # placed, waiting for the loop's next turn
         self.standbys: StandbyTasks | None = None
         self.global_tables: GlobalTables | None = None
         self.transactions: TaskTransactions | None = None
@@ -148,6 +149,7 @@ class Worker:
             result = fn()
             if asyncio.iscoroutine(result):
                 await result
+        await self._send_outbox()
         await self.send_producer.flush()  # what start-up tasks sent is written before anything reads it
         self.plan = await self._prepare_topics(self.topology)
         # Global tables load in full before the worker joins the group, so before any task exists.
@@ -179,6 +181,12 @@ class Worker:
                     await self._commit()
         except Exception:
             log.exception("final commit failed; uncommitted records will be processed again")
+        if self._outbox and self.send_producer is not None:  # sent from outside tasks: not tied to any offsets
+            try:
+                await self._send_outbox()
+                await self.send_producer.flush()
+            except Exception:
+                log.exception("sending what timers and scripts sent last failed")
         if self.transactions is not None:
             await self.transactions.close_all(abort=True)
         for task in self.tasks.values():
@@ -217,16 +225,20 @@ class Worker:
     # -- sending from outside tasks
 
     async def send(self, records: list[OutRecord]) -> None:
-        """Queue records from timers, start-up tasks and scripts on the worker's producer.
+        """Queue records from timers, start-up tasks and scripts for the worker's producer.
 
-        Records without a partition are placed by their key; a topic that does not
-        exist is an error for the caller.  The worker's next commit flushes them.
+        Records without a partition are placed by their key, and a topic that does
+        not exist is an error for the caller, now.  The loop hands the queue to the
+        producer in one call per turn, and the next commit flushes it.
         """
-        placed = await self._place(records)
-        async with self._lock:
-            if self.send_producer is None:
-                raise RuntimeError("the worker is not running")
-            await self.send_producer.send_many(placed)
+        if self.send_producer is None:
+            raise RuntimeError("the worker is not running")
+        self._outbox.extend(await self._place(records))
+
+    async def _send_outbox(self) -> None:
+        if self._outbox:
+            records, self._outbox = self._outbox, []
+            await self.send_producer.send_many(records)
 
     async def _place(self, records: list[OutRecord]) -> list[OutRecord]:
         unknown = {r.topic for r in records if r.partition < 0 and r.topic not in self.partition_counts}
@@ -375,6 +387,9 @@ class Worker:
             wait_s = self.scheduler.seconds_until_next()
             timeout_ms = 100 if wait_s is None else max(0, min(100, int(wait_s * 1000)))
             batches = await self.consumer.poll(timeout_ms, self.config.poll_max_records)
+            if self._outbox:
+                async with self._lock:
+                    await self._send_outbox()
             if self.global_tables.stores:
                 await self.global_tables.poll()
             if batches or self._holding():
@@ -447,6 +462,8 @@ class Worker:
 
     async def _commit(self) -> None:
         self._last_commit = time.monotonic()
+        if self.send_producer is not None:
+            await self._send_outbox()
         if self.send_producer is not None and (self.send_producer is not self.producer or not self.tasks):
             await self.send_producer.flush()  # what timers and scripts sent, when no task commit flushes it
         if not self.tasks:
