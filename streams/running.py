@@ -45,6 +45,11 @@ class Run:
         self._readers: dict[str, TopicReader] = {}
         self._unread: dict[str, list[Record]] = {}
 
+    @property
+    def metrics(self) -> Mapping[str, int]:
+        """The worker's counters: records_processed, dlq_records, skipped_records, late_records, ..."""
+        return self.worker.metrics.counters
+
     async def send(self, topic: str | Topic, key: Any = None, value: Any = None, *, headers: HeadersLike = None,
                    timestamp: int | None = None) -> None:
         """Send a record through the worker's producer (app.send); the worker's next commit flushes it."""
