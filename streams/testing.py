@@ -1,9 +1,12 @@
-"""A synchronous, deterministic driver for unit tests of topologies.
+"""A synchronous, deterministic driver for unit tests of topologies, and the embedded broker's clean-up.
 
 TestDriver runs the real compiled tasks, the same ones a worker runs, with no
 broker: records piped in are routed to the task of their partition, records
 written to repartition topics are fed to the downstream tasks at once, and
 records written to output topics are kept for read_output().
+
+close_broker(url) drops a memory:// broker (or releases a local:// directory),
+for tests that run workers on the embedded broker without the pytest fixture.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from streams.state.query import StoreView, store_view
 from streams.task.errors_policy import ErrorPolicy
 from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
+from streams.transport.embedded import close_broker
 
-__all__ = ["TestDriver"]
+__all__ = ["TestDriver", "close_broker"]
 
 
 class TestDriver:
