@@ -112,7 +112,8 @@ def _execute(app: App, args: argparse.Namespace) -> int:
     if args.command == "describe":
         print(app.describe(mermaid=args.mermaid), end="")
         return 0
-    asyncio.run(_reach_brokers(app))
+    if args.command != "rebuild":  # rebuild only touches local state
+        asyncio.run(_reach_brokers(app))
     if args.command == "worker":
         from streams.errors import StartupError
         from streams.progress import RestoreProgressBar
