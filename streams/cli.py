@@ -112,18 +112,13 @@ def _execute(app: App, args: argparse.Namespace) -> int:
     if args.command == "describe":
         print(app.describe(mermaid=args.mermaid), end="")
         return 0
-    if args.command != "rebuild":  # rebuild only touches local state
-        asyncio.run(_reach_brokers(app))
     if args.command == "worker":
-        from streams.errors import StartupError
         from streams.progress import RestoreProgressBar
 
-        try:
-            app.run(restore_progress=RestoreProgressBar() if sys.stderr.isatty() else None)
-        except StartupError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+        app.run(restore_progress=RestoreProgressBar() if sys.stderr.isatty() else None)
         return 0
+    if args.command != "rebuild":  # rebuild only touches local state
+        asyncio.run(_reach_brokers(app))
     if args.command == "topics":
         return asyncio.run(_topics(app))
     if args.command == "send":
@@ -147,14 +142,15 @@ def _quiet(logger: str) -> Iterator[None]:
 
 
 async def _reach_brokers(app: App) -> None:
-    """Connect once before doing anything, so an unreachable broker or a held local:// directory is one error."""
-    from aiokafka.errors import KafkaError
+    """Connect once before a tool command, so that an unreachable broker is one error and not a page of
+    client logs (a worker reports it the same way, after what its own start checks first)."""
+    from aiokafka.errors import KafkaConnectionError
 
     admin = app.transport().admin()
     with _quiet("aiokafka"):
         try:
             await admin.start()
-        except KafkaError as exc:
+        except KafkaConnectionError as exc:
             raise CommandError(f"cannot reach the Kafka brokers at {app.config.brokers}: {exc}",
                                hint="is the broker running? set STREAMS_BROKERS (or App(brokers=...)) to its "
                                     "host:port") from exc
@@ -203,11 +199,11 @@ def _parse(text: str, serde: Any, what: str) -> Any:
 
 
 async def _send(app: App, args: argparse.Namespace) -> int:
-    from streams.dsl.topic import declared_topic, serdes_for
+    from streams.dsl.topic import bound_serdes
     from streams.runtime.clients import send_records
     from streams.transport.base import OutRecord
 
-    ks, vs = serdes_for(declared_topic(app.builder.topics, args.topic), None, None)
+    ks, vs = bound_serdes(app.builder.topics, args.topic)
     if args.value is not None:
         pairs = [(args.key, args.value)]
     else:
@@ -232,10 +228,10 @@ async def _send(app: App, args: argparse.Namespace) -> int:
 
 
 async def _tail(app: App, args: argparse.Namespace) -> None:
-    from streams.dsl.topic import declared_topic, serdes_for
+    from streams.dsl.topic import bound_serdes
     from streams.runtime.clients import TopicReader
 
-    ks, vs = serdes_for(declared_topic(app.builder.topics, args.topic), None, None)
+    ks, vs = bound_serdes(app.builder.topics, args.topic)
     transport = app.transport()
     admin = transport.admin()
     await admin.start()
@@ -298,13 +294,18 @@ def _settings_error(exc: ValueError) -> bool:
 
 def _guarded(run: Callable[[], int], show_traceback: bool) -> int:
     """Run a command; a user's mistake becomes `error: ...` and a hint on stderr, and exit status 2."""
+    from aiokafka.errors import KafkaConnectionError
+
     try:
         return run()
-    except (StreamsError, ValueError) as exc:
+    except (StreamsError, ValueError, KafkaConnectionError) as exc:
         if show_traceback or (isinstance(exc, ValueError) and not _settings_error(exc)):
             raise
         if isinstance(exc, StreamsError):
             message, hint = exc.message, exc.hint
+        elif isinstance(exc, KafkaConnectionError):
+            message = f"cannot reach the Kafka brokers: {exc}"
+            hint = "is the broker running? set STREAMS_BROKERS (or App(brokers=...)) to its host:port"
         else:
             message, hint = str(exc), "fix the setting in App(...), or in its STREAMS_<SETTING> environment variable"
         print(f"error: {message}", file=sys.stderr)

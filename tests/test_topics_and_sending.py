@@ -10,10 +10,11 @@ the record's offsets; a record routed to a missing topic goes to the DLQ alone.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
-from streams import TopologyError
+from streams import TestDriver, TopologyError
 from streams.partitioner import partition_for
 from streams.runtime.scheduler import ManualClock
 from streams.transport import TopicPartition, TopicSpec
@@ -208,3 +209,24 @@ async def test_a_record_routed_to_a_missing_topic_goes_alone_to_the_dlq(broker_u
         await asyncio.sleep(1)
         assert run.worker.metrics.get("records_processed") == 0
         assert len(await run.read(app.config.dlq_topic, from_beginning=True, value_serde="bytes")) == 2
+
+
+@dataclasses.dataclass
+class Order:
+    id: str
+    amount: float
+
+
+async def test_a_topic_declares_model_types_for_its_readers_writers_and_sends(embedded_brokers, tmp_path):
+    app = make_app(embedded_brokers, tmp_path)
+    orders = app.topic("orders", value_type=Order)
+    doubled = app.topic("doubled", value_type=Order)
+    app.stream(orders).map_values(lambda order: Order(order.id, order.amount * 2)).to(doubled)
+    with TestDriver(app) as driver:
+        driver.pipe_input(orders, "k", Order("o1", 2.5))
+        assert driver.read_key_values(doubled) == [("k", Order("o1", 5.0))]
+    async with app.running() as run:
+        await run.send(orders, "k", Order("o2", 1.0))
+        [record] = await run.read(doubled, count=1)
+        [raw] = await run.read(doubled, from_beginning=True, value_serde="json")
+    assert record.value == Order("o2", 2.0) and raw.value == {"id": "o2", "amount": 2.0}
