@@ -1,11 +1,16 @@
-"""Faust-style agents, timers and crontabs.
+"""Faust-style agents with a table, sends, timers and crontabs.
 
     python scripts/kafka start
     python examples/agents_and_timers.py worker
+    streams send examples.agents_and_timers:app orders --key c1 --value '{"amount": 1500}'
+    streams tail examples.agents_and_timers:app order-reviews --follow
 
-The agent reads orders, yields the ones worth reviewing to "order-reviews", and
-keeps a running total; a timer reports the total every 10 seconds, and a crontab
-entry runs every five minutes, on the group leader only.
+Orders arrive keyed by customer.  The agent keeps each customer's running total in
+an agent table (a RocksDB store with a changelog, partitioned like the orders, so
+each task holds its own customers), and sends the orders worth reviewing to
+"order-reviews".  A start-up task announces the worker, a timer reports the
+largest totals every 10 seconds by querying the table, and a crontab entry runs
+every five minutes, on the group leader only.
 """
 
 import logging
@@ -14,31 +19,36 @@ from streams import App
 
 log = logging.getLogger("orders")
 app = App("orders-agent")
-totals = {"orders": 0, "amount": 0.0}
+
+orders = app.topic("orders", partitions=4)
+reviews = app.topic("order-reviews", partitions=4)
+announcements = app.topic("order-announcements", partitions=1)
+totals = app.agent_table("customer-totals", default=float)
 
 
-@app.agent("orders", sink="order-reviews")
+@app.agent(orders)
 async def review(stream):
-    async for order_id, order in stream.items():
-        totals["orders"] += 1
-        totals["amount"] += order["amount"]
+    async for customer, order in stream.items():
+        totals[customer] += order["amount"]
         if order["amount"] > 1000:
-            yield {"order": order_id, "reason": "large amount", "amount": order["amount"]}
+            await reviews.send(customer, {"customer": customer, "reason": "large amount", "amount": order["amount"],
+                                          "customer total": totals[customer]})
 
 
 @app.timer(10.0)
 async def report():
-    log.info("seen %d orders worth %.2f", totals["orders"], totals["amount"])
+    top = sorted(app.store("customer-totals").items(), key=lambda kv: -kv[1])[:3]
+    log.info("largest totals: %s", ", ".join(f"{customer} {total:.2f}" for customer, total in top))
 
 
 @app.crontab("*/5 * * * *", timezone="Europe/Paris", on_leader=True)
-def every_five_minutes():
-    log.info("five-minute mark: %d orders so far", totals["orders"])
+async def every_five_minutes():
+    log.info("five-minute mark: %d customers so far", len(dict(app.store("customer-totals").items())))
 
 
 @app.task
 async def on_start():
-    log.info("orders agent starting")
+    await announcements.send("worker", "an orders worker is starting")
 
 
 if __name__ == "__main__":

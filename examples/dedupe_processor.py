@@ -46,8 +46,11 @@ class Dedupe(Processor):
             self.seen.delete(key)
 
 
-app.stream("payments").process(Dedupe, stores=["seen-ids"], store_key_serde="bytes",
-                               store_value_serde="bytes").to("payments-unique")
+payments = app.topic("payments", partitions=4)
+unique_payments = app.topic("payments-unique", partitions=4)
+
+app.stream(payments).process(Dedupe, stores=["seen-ids"], store_key_serde="bytes",
+                             store_value_serde="bytes").to(unique_payments)
 
 if __name__ == "__main__":
     app.main()

@@ -14,13 +14,17 @@ from streams import App
 
 app = App("payments-tables", commit_interval=1.0)
 
-payments = app.stream("payments")
+payments_topic = app.topic("payments", partitions=4)
+accounts_topic = app.topic("accounts", partitions=4, config={"cleanup.policy": "compact"})
+totals_topic = app.topic("account-totals", partitions=4)
+
+payments = app.stream(payments_topic)
 by_account = payments.group_by(lambda key, p: p["account"], name="by-account")
 totals = by_account.aggregate(lambda: 0.0, lambda account, p, total: total + p["amount"], name="totals")
 counts = by_account.count(name="payment-counts")
-totals.to("account-totals")
+totals.to(totals_topic)
 
-holders = app.table("accounts", name="holders")
+holders = app.table(accounts_topic, name="holders")
 
 
 @app.timer(15.0)

@@ -1,11 +1,12 @@
 """Windowed counts: page views per page and minute (final results only) and per-user sessions.
 
-It creates its topics, produces about twenty minutes of sample page views (event
-time taken from the payload, a few out of order, one far too late), runs a
-worker until every minute's final count is out, prints them, queries the
+It starts a worker in this process, sends about twenty minutes of sample page
+views (event time taken from the payload, a few out of order, one far too
+late), waits until every minute's final count is out, prints them, queries the
 sessions store, and exits.
 
-    STREAMS_BROKERS=127.0.0.1:9092 python examples/windowed_counts.py
+    python examples/windowed_counts.py                                   # in-process broker
+    STREAMS_BROKERS=127.0.0.1:9092 python examples/windowed_counts.py    # the same app on Kafka
 """
 
 from __future__ import annotations
@@ -17,28 +18,28 @@ import time
 import uuid
 from datetime import timedelta
 
-import orjson
-
-from streams import App
-from streams.transport import OutRecord, TopicPartition, TopicSpec
-from streams.windows import Session, Tumbling, WindowedSerde
+from streams import App, Session, Tumbling, WindowedSerde
 
 RUN = uuid.uuid4().hex[:8]
-VIEWS, PER_MINUTE = f"windowed-views-{RUN}", f"windowed-per-minute-{RUN}"
 USERS, PAGES = ["ada", "bo", "cyd", "dee"], ["/", "/search", "/item", "/cart"]
 
-app = App(f"windowed-counts-{RUN}", brokers="127.0.0.1:9092", commit_interval=0.5,
+app = App(f"windowed-counts-{RUN}", brokers="memory://windowed-counts", commit_interval=0.5,
           state_dir=tempfile.mkdtemp(prefix="streams-windowed-"))
 
+# One input partition keeps the views in event-time order through the repartition by page.
+page_views = app.topic(f"windowed-views-{RUN}", partitions=1)
+# Results are keyed by window: Windowed(page, start, end), written with WindowedSerde.
+per_minute_topic = app.topic(f"windowed-per-minute-{RUN}", partitions=1, key_serde=WindowedSerde("str"))
+
 # Event time is the "ts" field of each view; records are keyed by user.
-views = app.stream(VIEWS, timestamp_extractor=lambda user, view, raw: view["ts"])
+views = app.stream(page_views, timestamp_extractor=lambda user, view, raw: view["ts"])
 
 # One count per page and minute, emitted once the minute (plus 10 s of grace) has passed;
 # a partition that receives nothing for 2 s of wall-clock time closes its open minutes.
 per_minute = views.group_by(lambda user, view: view["page"], name="by-page").window(
     Tumbling(timedelta(minutes=1), grace=timedelta(seconds=10))
 ).count(name="views-per-minute", emit="final", idle_close=timedelta(seconds=2))
-per_minute.to(PER_MINUTE)
+per_minute.to(per_minute_topic)
 
 # Sessions per user: views less than five minutes apart belong to one session.  Closed
 # sessions stay queryable for an hour (by default they go once they close).
@@ -59,61 +60,27 @@ def sample_views(start_ms: int) -> list[dict]:
 
 
 async def main() -> None:
-    transport = app.transport()
-    admin = transport.admin()
-    await admin.start()
-    # One input partition keeps the views in event-time order through the repartition by page.
-    await admin.create_topics([TopicSpec(VIEWS, 1), TopicSpec(PER_MINUTE, 1)])
     start = time.time_ns() // 1_000_000 // 60_000 * 60_000 - 30 * 60_000  # thirty minutes ago
     sample = sample_views(start)
-    producer = transport.producer()
-    await producer.start()
-    await producer.send_many(OutRecord(VIEWS, 0, v["user"].encode(), orjson.dumps(v), v["ts"], ()) for v in sample)
-    await producer.flush()
-    await producer.stop()
     minutes = {(v["page"], v["ts"] // 60_000) for v in sample[:-1]}
 
-    worker = app.create_worker(transport)
-    runner = asyncio.create_task(worker.run())
-    await worker.wait_started()
-    results = []
-    while len(results) < len(minutes):
-        await asyncio.sleep(0.5)
-        results = await read_all(transport, PER_MINUTE)
-    user_sessions = {user: app.store("sessions").fetch(user) for user in USERS}
-    late = worker.metrics.get("late_records")
-    worker.stop()
-    await runner
+    async with app.running() as run:
+        for view in sample:
+            await run.send(page_views, view["user"], view, timestamp=view["ts"])
+        results = await run.read(per_minute_topic, count=len(minutes), timeout=60)
+        user_sessions = {user: app.store("sessions").fetch(user) for user in USERS}
+        late = run.metrics["late_records"]
 
     print(f"{len(sample)} views over {(sample[-2]['ts'] - start) // 60_000} minutes; "
           f"{late} late drops (each windowed aggregation drops the late view)")
     print("views per page and minute (final results):")
-    for window, count in sorted(results, key=lambda r: (r[0].start, r[0].key)):
-        minute = time.strftime("%H:%M", time.gmtime(window.start / 1000))
-        print(f"  {minute} {window.key:8} {count:3}")
+    for result in sorted(results, key=lambda r: (r.key.start, r.key.key)):
+        minute = time.strftime("%H:%M", time.gmtime(result.key.start / 1000))
+        print(f"  {minute} {result.key.key:8} {result.value:3}")
     print("sessions per user:")
     for user, found in user_sessions.items():
         spans = ", ".join(f"{(w.end - w.start) // 1000}s/{n} views" for w, n in found)
         print(f"  {user:4} {spans}")
-    await admin.delete_topics([VIEWS, PER_MINUTE])
-    await admin.stop()
-
-
-async def read_all(transport, topic: str) -> list[tuple]:
-    """Every (Windowed, count) of a one-partition topic, from its start to its end."""
-    serde = WindowedSerde("str")
-    consumer = transport.consumer(None)
-    await consumer.start()
-    tp = TopicPartition(topic, 0)
-    end = (await consumer.end_offsets([tp]))[tp]
-    consumer.assign([tp])
-    consumer.seek(tp, 0)
-    records = []
-    while await consumer.position(tp) < end:
-        batch = (await consumer.poll(500)).get(tp, [])
-        records.extend((serde.deserialize(r.key), orjson.loads(r.value)) for r in batch)
-    await consumer.stop()
-    return records
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ it may change without notice, and examples and docs never import it
 """
 
 from streams.app import App
+from streams.dsl.agent_table import AgentTable
 from streams.dsl.global_table import GlobalTable
 from streams.dsl.stream import GroupedStream, Stream
 from streams.dsl.table import Table
+from streams.dsl.topic import Topic
 from streams.dsl.windows import WindowedStream, WindowedTable
 from streams.errors import (
     ProcessingError,
@@ -17,9 +19,11 @@ from streams.errors import (
     StoreUnavailableError,
     StreamsError,
     TopologyError,
+    UnknownTopicError,
 )
 from streams.processors.api import Processor, ProcessorContext
 from streams.record import Record
+from streams.running import Run
 from streams.schema_registry import (
     AvroSerde,
     IncompatibleSchemaError,
@@ -36,6 +40,7 @@ from streams.testing import TestDriver
 from streams.windows import Hopping, JoinWindows, Session, Sliding, Tumbling, Windowed, WindowedSerde
 
 __all__ = [
+    "AgentTable",
     "App",
     "AvroSerde",
     "BytesSerde",
@@ -54,6 +59,7 @@ __all__ = [
     "ProtobufSerde",
     "Record",
     "RegistryUnavailableError",
+    "Run",
     "SchemaNotFoundError",
     "SchemaRegistry",
     "SchemaRegistryError",
@@ -67,11 +73,13 @@ __all__ = [
     "StreamsError",
     "Table",
     "TestDriver",
+    "Topic",
     "TopologyError",
     "Tumbling",
     "Windowed",
     "WindowedSerde",
     "WindowedStream",
     "WindowedTable",
+    "UnknownTopicError",
     "WireFormatError",
 ]

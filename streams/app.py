@@ -1,7 +1,9 @@
-"""The application object: configuration, the topology builder and the decorators."""
+"""The application object: configuration, topics, the topology builder, the decorators and running."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import ssl
 from collections.abc import Callable, Mapping, Sequence
@@ -12,18 +14,30 @@ from streams.compiler.compile import CompiledTopology, compile_topology
 from streams.compiler.describe import describe_mermaid, describe_text
 from streams.compiler.topology import Node, TopologyBuilder
 from streams.config import StreamsConfig
+from streams.dsl.agent_table import AgentTable, tables_used
 from streams.dsl.global_table import GlobalTable, add_global_table
 from streams.dsl.stream import Stream
 from streams.dsl.table import Table
-from streams.processors.agents import AgentProcessor
+from streams.dsl.topic import (
+    HeadersLike,
+    Topic,
+    bound_serdes,
+    declared_topic,
+    normalize_headers,
+    serdes_for,
+    topic_name,
+)
+from streams.processors.agents import AgentProcessor, current_agent
 from streams.processors.endpoints import Source, TimestampExtractor
 from streams.processors.stateful import TableSource
+from streams.running import Run, running
+from streams.runtime.clients import send_records
 from streams.runtime.query_views import RoutedStoreView
 from streams.runtime.scheduler import Clock, Schedule, cron, every
 from streams.runtime.worker import Worker, running_workers
-from streams.serdes import SerdeLike, bind, resolve, resolve_typed
+from streams.serdes import Serde, SerdeLike, bind
 from streams.state.spec import StoreSpec
-from streams.transport.base import Transport
+from streams.transport.base import OutRecord, Transport
 from streams.transport.factory import open_transport
 
 
@@ -86,6 +100,8 @@ class App:
         self.builder = TopologyBuilder(app_id)
         self.schedules: list[Schedule] = []
         self.startup_tasks: list[Callable[[], Any]] = []
+        self._agents: list[tuple[Node, Callable, tuple[AgentTable, ...]]] = []
+        self._send_serdes: dict[tuple[str, int], tuple[Serde, Serde]] = {}
 
     @property
     def app_id(self) -> str:
@@ -95,31 +111,97 @@ class App:
         """Override settings after the app is defined, as command-line flags do: these win over everything else."""
         self.config = self.config.with_overrides(**settings)
 
+    # -- topics
+
+    def topic(self, name: str, partitions: int | None = None, replication: int | None = None,
+              config: Mapping[str, Any] | None = None, *, key_serde: SerdeLike = None,
+              value_serde: SerdeLike = None, key_type: type | None = None, value_type: type | None = None) -> Topic:
+        """Declare a topic: the worker creates it at start if it is missing (see streams.Topic).
+
+        Declaring the same name again with the same settings returns the same Topic.
+        """
+        topic = Topic(name, partitions, replication, config, key_serde=key_serde, value_serde=value_serde,
+                      key_type=key_type, value_type=value_type, sender=self.send)
+        return declared_topic(self.builder.topics, topic) or topic
+
+    def _reader_serdes(self, topics: Sequence[str | Topic], key_serde: SerdeLike, value_serde: SerdeLike,
+                       key_type: type | None = None, value_type: type | None = None) -> tuple[Serde, Serde]:
+        """Serdes for reading topics: those given, else those their declarations name, else str and JSON."""
+        declared = [d for d in (declared_topic(self.builder.topics, t) for t in topics) if d is not None]
+        if any(d.serdes != declared[0].serdes for d in declared):
+            raise ValueError(f"topics {', '.join(d.name for d in declared)} are declared with different serdes; "
+                             "read them with one app.stream() each")
+        return serdes_for(declared[0] if declared else None, key_serde, value_serde, key_type=key_type,
+                          value_type=value_type)
+
+    async def send(self, topic: str | Topic, key: Any = None, value: Any = None, *, headers: HeadersLike = None,
+                   timestamp: int | None = None) -> None:
+        """Write one record to a topic, from an agent, a timer, a crontab, a start-up task or a script.
+
+        Keys and values are written with the declared topic's serdes (str keys and JSON values for a topic
+        not declared) and placed by the key's murmur2 hash.  Inside an agent the record joins the task's
+        output: under exactly-once it commits or aborts with the offsets of the record being processed,
+        whose timestamp it takes unless one is given.  Elsewhere it goes through the producer of this app's
+        worker when one runs in this event loop (its next commit flushes it), or through a producer of its
+        own that is flushed before send() returns.
+        """
+        name = topic_name(topic)
+        ks, vs = self._serdes_to_send(topic)
+        agent = current_agent()
+        if agent is not None and agent.context.app_id == self.app_id:
+            agent.send(name, key, value, ks, vs, normalize_headers(headers), timestamp)
+            return
+        record = OutRecord(name, -1, ks.serialize(key), vs.serialize(value), timestamp, normalize_headers(headers))
+        worker = self._worker_in_this_loop()
+        if worker is not None:
+            await worker.send([record])
+        else:
+            await send_records(self.config, self._declared_specs(), [record])
+
+    def _serdes_to_send(self, topic: str | Topic) -> tuple[Serde, Serde]:
+        """A topic's serdes bound to it, once per declaration: binding a registry serde is not free."""
+        key = (topic_name(topic), id(declared_topic(self.builder.topics, topic)))
+        found = self._send_serdes.get(key)
+        if found is None:
+            found = self._send_serdes[key] = bound_serdes(self.builder.topics, topic)
+        return found
+
+    def _declared_specs(self) -> dict[str, Any]:
+        """The declared topics as the runtime creates them."""
+        return {name: topic.spec for name, topic in self.builder.topics.items()}
+
+    def _worker_in_this_loop(self) -> Worker | None:
+        loop = asyncio.get_running_loop()
+        return next((w for w in running_workers(self.app_id)
+                     if w.event_loop is loop and w.send_producer is not None), None)
+
     # -- topology
 
-    def stream(self, topics: str | Sequence[str], key_serde: SerdeLike = None, value_serde: SerdeLike = None,
-               timestamp_extractor: TimestampExtractor | None = None, name: str | None = None, *,
-               key_type: type | None = None, value_type: type | None = None) -> Stream:
+    def stream(self, topics: str | Topic | Sequence[str | Topic], key_serde: SerdeLike = None,
+               value_serde: SerdeLike = None, timestamp_extractor: TimestampExtractor | None = None,
+               name: str | None = None, *, key_type: type | None = None, value_type: type | None = None) -> Stream:
         """A stream over one or more input topics.
 
-        key_serde / value_serde: "str" and "json" by default, or a serde object (e.g. AvroSerde).
+        key_serde / value_serde: a serde name or object (e.g. AvroSerde); by default the declared topic's,
+            else "str" keys and "json" values.
         key_type / value_type: a dataclass, msgspec.Struct or pydantic model; callbacks get instances,
             a record that does not validate goes to the DLQ, and sinks write the declared type.
+        Any number of streams and agents may read one topic; each gets every record once, in order.
         """
-        topic_list = (topics,) if isinstance(topics, str) else tuple(topics)
+        topic_list = (topics,) if isinstance(topics, (str, Topic)) else tuple(topics)
         if not topic_list:
             raise ValueError("stream() needs at least one topic")
-        ks = resolve_typed(key_serde, key_type, "str", "key_type")
-        vs = resolve_typed(value_serde, value_type, "json", "value_type")
-        if len(topic_list) == 1:
-            ks, vs = bind(ks, topic_list[0], True), bind(vs, topic_list[0], False)
+        names = tuple(topic_name(t) for t in topic_list)
+        ks, vs = self._reader_serdes(topic_list, key_serde, value_serde, key_type, value_type)
+        if len(names) == 1:
+            ks, vs = bind(ks, names[0], True), bind(vs, names[0], False)
         node_name = self.builder.new_name("KSTREAM-SOURCE", name)
         node = self.builder.add(Node(node_name, "KSTREAM-SOURCE",
                                      lambda: Source(node_name, ks, vs, timestamp_extractor),
-                                     source_topics=topic_list, serdes=(ks, vs)))
+                                     source_topics=names, serdes=(ks, vs)))
         return Stream(self.builder, node, ks, vs)
 
-    def table(self, topic: str, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
+    def table(self, topic: str | Topic, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
               name: str | None = None, *, key_type: type | None = None, value_type: type | None = None) -> Table:
         """A table read from a compacted topic, which also serves as its changelog.
 
@@ -128,22 +210,33 @@ class App:
         store_name = name or self.builder.new_name("KTABLE-SOURCE-STATE-STORE")
         source = self.stream(topic, key_serde, value_serde, key_type=key_type, value_type=value_type)
         ks, vs = source.key_serde, source.value_serde
-        spec = self.builder.add_store(StoreSpec(store_name, ks, vs, changelog_topic=topic,
+        spec = self.builder.add_store(StoreSpec(store_name, ks, vs, changelog_topic=topic_name(topic),
                                                 options={"source_topic": True}))
         node_name = self.builder.new_name("KTABLE-SOURCE")
         node = self.builder.add(Node(node_name, "KTABLE-SOURCE", lambda: TableSource(node_name, store_name, ks, vs),
                                      stores=(spec,)), source._node)
         return Table(self.builder, node, store_name, ks, vs)
 
-    def global_table(self, topic: str, key_serde: SerdeLike = "str", value_serde: SerdeLike = "json",
+    def global_table(self, topic: str | Topic, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
                      name: str | None = None) -> GlobalTable:
         """A table of every partition of `topic` on every worker, fully loaded before any task runs.
 
         Join it with stream.join(global_table, key_mapper, joiner); no co-partitioning needed.
         """
-        return add_global_table(self.builder, topic, resolve(key_serde, "str"), resolve(value_serde, "json"), name)
+        ks, vs = bound_serdes(self.builder.topics, topic, key_serde, value_serde)
+        return add_global_table(self.builder, topic_name(topic), ks, vs, name)
+
+    def agent_table(self, name: str, default: Callable[[], Any] | None = None, *, key_serde: SerdeLike = None,
+                    value_serde: SerdeLike = None) -> AgentTable:
+        """A table that agents read and write like a dict (see streams.AgentTable), kept in a RocksDB store
+        with a changelog, partitioned like the input of the agents that use it."""
+        return AgentTable(self.builder, name, default, key_serde, value_serde)
 
     def topology(self) -> CompiledTopology:
+        # Agent tables join the sub-topology of the agents that use them: named in tables=, or
+        # referred to by the agent's function (bound now, when every module-level name exists).
+        for node, fn, tables in self._agents:
+            node.stores = tuple({id(t.spec): t.spec for t in (*tables, *tables_used(fn))}.values())
         return compile_topology(self.builder)
 
     def describe(self, mermaid: bool = False) -> str:
@@ -153,18 +246,25 @@ class App:
 
     # -- decorators
 
-    def agent(self, topic: str | Sequence[str], sink: str | None = None, key_serde: SerdeLike = "str",
-              value_serde: SerdeLike = "json", name: str | None = None) -> Callable:
-        """Run `async def fn(stream)` over a topic; values it yields go to `sink`."""
+    def agent(self, topic: str | Topic | Sequence[str | Topic], sink: str | Topic | None = None,
+              key_serde: SerdeLike = None, value_serde: SerdeLike = None, name: str | None = None,
+              tables: Sequence[AgentTable] = ()) -> Callable:
+        """Run `async def fn(stream)` over a topic, once per partition; values it yields go to `sink`.
+
+        The agent may send to any topic (topic.send / app.send) and use agent tables: those it names
+        through a global or enclosing variable, and those listed in `tables`.
+        """
 
         def register(fn: Callable) -> Callable:
             stream = self.stream(topic, key_serde, value_serde)
-            ks, vs = resolve(key_serde, "str"), resolve(value_serde, "json")
+            sink_name = None if sink is None else topic_name(sink)
+            ks, vs = self._reader_serdes([topic] if isinstance(topic, (str, Topic)) else topic, key_serde, value_serde)
             if sink is not None:
-                ks, vs = bind(ks, sink, True), bind(vs, sink, False)
+                ks, vs = bound_serdes(self.builder.topics, sink, fallback=(ks, vs))
             node_name = self.builder.new_name("AGENT", name or fn.__name__)
-            self.builder.add(Node(node_name, "AGENT", lambda: AgentProcessor(node_name, fn, sink, ks, vs),
-                                  sink_topic=sink, serdes=(ks, vs)), stream._node)
+            node = self.builder.add(Node(node_name, "AGENT", lambda: AgentProcessor(node_name, fn, sink_name, ks, vs),
+                                         sink_topic=sink_name, serdes=(ks, vs)), stream._node)
+            self._agents.append((node, fn, tuple(tables)))
             return fn
 
         return register
@@ -216,13 +316,35 @@ class App:
         return Worker(self.config, self.topology(), self.schedules, self.startup_tasks,
                       transport=transport or self.transport(), clock=clock)
 
-    def run(self, restore_progress: Callable[[str, int, Any], None] | None = None) -> None:
-        """Run a worker in this process until SIGTERM or SIGINT."""
-        import asyncio
+    def run(self, timeout: float | None = None, count: int | None = None,
+            restore_progress: Callable[[str, int, Any], None] | None = None) -> None:
+        """Run a worker in this process until SIGTERM or SIGINT, blocking.
 
-        worker = self.create_worker()
-        worker.restore_progress = restore_progress
-        asyncio.run(worker.run())
+        A bounded run stops (committing, as on SIGTERM) after `timeout` seconds, or once it
+        has processed `count` input records, whichever comes first.
+        """
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout: must be a positive number of seconds, got {timeout!r}")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+            raise ValueError(f"count: must be a whole number of at least 1, got {count!r}")
+
+        async def bounded() -> None:
+            worker = self.create_worker()
+            worker.restore_progress = restore_progress
+            if count is not None:
+                worker.stop_after(count)
+            if timeout is not None:
+                asyncio.get_running_loop().call_later(timeout, worker.stop)
+            await worker.run()
+
+        asyncio.run(bounded())
+
+    def running(self, ready_timeout: float = 30.0) -> contextlib.AbstractAsyncContextManager[Run]:
+        """`async with app.running() as run:` a worker in this event loop (see streams.Run), stopped on exit.
+
+        The block starts once the worker has joined its group.
+        """
+        return running(self, ready_timeout)
 
     def main(self, argv: Sequence[str] | None = None) -> None:
         """Command line entry for a script that defines the app: `python app.py [worker|describe]`."""

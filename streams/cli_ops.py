@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -23,20 +23,19 @@ if TYPE_CHECKING:
     from streams.runtime.lag import GroupLag
 
 
-def add_arguments(parser: argparse.ArgumentParser, commands: argparse._SubParsersAction,
-                  worker: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    """Add the options and commands; returns the new commands, which take the app argument too."""
+def add_arguments(parser: argparse.ArgumentParser, command: Callable[[str, str], argparse.ArgumentParser],
+                  worker: argparse.ArgumentParser) -> None:
+    """Add the options, and the commands through `command` (which gives them the app argument)."""
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="plain",
                         help="plain text (default) or one JSON object per line with app_id, worker and task")
     worker.add_argument("--web-port", type=int, metavar="PORT",
                         help="serve health, metrics, the topology page and store queries on this port "
                              "(0: any free port); overrides STREAMS_WEB_PORT and App(web_port=...)")
     worker.add_argument("--web-host", metavar="HOST", help="bind the web server here (default 127.0.0.1)")
-    lag = commands.add_parser("lag", help="per-partition and total lag of the app's consumer group")
+    lag = command("lag", "per-partition and total lag of the app's consumer group")
     lag.add_argument("--watch", action="store_true", help="print again every --interval seconds until Ctrl-C")
     lag.add_argument("--interval", type=float, default=2.0, metavar="S", help="seconds between --watch rounds")
     lag.add_argument("--json", action="store_true", help="one JSON object per round")
-    return [lag]
 
 
 def setup_logging(args: argparse.Namespace) -> None:
@@ -49,12 +48,13 @@ def apply_worker_flags(app: App, args: argparse.Namespace) -> None:
 
 
 def lag_command(app: App, args: argparse.Namespace) -> int:
+    """Print the lag once, or every --interval seconds with --watch; errors go to the CLI's one-line report."""
     from streams.errors import StreamsError
     from streams.runtime.lag import group_lag
 
     if args.interval <= 0:
-        print("error: --interval must be a positive number of seconds", file=sys.stderr)
-        return 2
+        raise StreamsError(f"--interval must be a positive number of seconds, not {args.interval:g}",
+                           hint="e.g. --interval 2")
     topology = app.topology()
     try:
         while True:
@@ -69,12 +69,6 @@ def lag_command(app: App, args: argparse.Namespace) -> int:
             time.sleep(args.interval)
     except KeyboardInterrupt:
         return 0
-    except (StreamsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc}; are the brokers {app.config.brokers} reachable?", file=sys.stderr)
-        return 2
 
 
 def format_lag(report: GroupLag) -> str:

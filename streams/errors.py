@@ -4,11 +4,30 @@ from __future__ import annotations
 
 
 class StreamsError(Exception):
-    """Base class of the framework's errors."""
+    """Base class of the framework's errors.
+
+    `hint` says what to do about it; it is part of the message, and the command
+    line prints it on a line of its own.
+    """
+
+    def __init__(self, *args: object, hint: str | None = None) -> None:
+        super().__init__(*args)
+        self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return super().__str__()
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
 class TopologyError(StreamsError):
     """The topology cannot work: unknown topics, bad co-partitioning, wrong callback shapes."""
+
+
+class UnknownTopicError(StreamsError):
+    """A record is bound for a topic that does not exist."""
 
 
 class ProcessingError(StreamsError):

@@ -1,9 +1,12 @@
-"""A synchronous, deterministic driver for unit tests of topologies.
+"""A synchronous, deterministic driver for unit tests of topologies, and the embedded broker's clean-up.
 
 TestDriver runs the real compiled tasks, the same ones a worker runs, with no
 broker: records piped in are routed to the task of their partition, records
 written to repartition topics are fed to the downstream tasks at once, and
 records written to output topics are kept for read_output().
+
+close_broker(url) drops a memory:// broker (or releases a local:// directory),
+for tests that run workers on the embedded broker without the pytest fixture.
 """
 
 from __future__ import annotations
@@ -14,39 +17,45 @@ from typing import Any
 
 from streams.app import App
 from streams.compiler.compile import plan_tasks
+from streams.dsl.topic import Topic, declared_topic, serdes_for, topic_name
 from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
 from streams.processors.endpoints import Source
 from streams.record import Headers, Record
 from streams.runtime.stores import TaskStore
-from streams.serdes import SerdeLike, check_serdes, resolve_typed
+from streams.serdes import SerdeLike, check_serdes
 from streams.state.global_store import GLOBAL_KIND, GlobalStore, TaskGlobalStore, global_specs
 from streams.state.memory import InMemoryStore
 from streams.state.query import StoreView, store_view
 from streams.task.errors_policy import ErrorPolicy
 from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
+from streams.transport.embedded import close_broker
 
-__all__ = ["TestDriver"]
+__all__ = ["TestDriver", "close_broker"]
 
 
 class TestDriver:
     __test__ = False  # not a pytest test class
 
     def __init__(self, app: App, partitions: Mapping[str, int] | None = None, wall_clock_ms: int = 0) -> None:
-        """Compile `app`'s topology and build its tasks; only its config and topology are kept, not the App."""
+        """Compile `app`'s topology and build its tasks; only its config, topology and topics are kept, not the App.
+
+        partitions: topic name -> partition count; declared topics have their declared count, others 1.
+        """
         self.config = app.config
         self.topology = app.topology()
         check_serdes(self.topology.serdes())
+        self._topics = dict(app.builder.topics)
         self.error_policy = ErrorPolicy(self.config.on_error, self.config.dlq_topic)
-        counts = dict(partitions or {})
+        counts = {name: spec.partitions for name, spec in self.topology.declared_topics.items()}
+        counts.update(partitions or {})
         for topic in self.topology.external_source_topics:
             counts.setdefault(topic, 1)
         self.plan = plan_tasks(self.topology, counts)
         self.partition_counts: dict[str, int] = dict(self.plan.partition_counts)
-        for sub in self.topology.subtopologies:
-            for topic in sub.sink_topics:
-                self.partition_counts.setdefault(topic, counts.get(topic, 1))
+        for topic in [*self.topology.external_sink_topics, *counts]:
+            self.partition_counts.setdefault(topic, counts.get(topic, 1))
         self.partition_counts.setdefault(self.config.dlq_topic, 1)
         self.wall_clock = wall_clock_ms
         # Records piped to a global table's topic update its one store, which every task reads.
@@ -71,22 +80,23 @@ class TestDriver:
     def _source(self, topic: str) -> Source:
         for task in self.tasks.values():
             if topic in task.sources:
-                return task.sources[topic]
+                return task.sources[topic][0]
         for store in self.global_stores.values():
             if store.topic == topic:
                 return store.spec  # has the key and value serdes, like a Source
         raise KeyError(f"no source reads topic {topic!r}")
 
-    def pipe_input(self, topic: str, key: Any, value: Any, timestamp: int | None = None,
+    def pipe_input(self, topic: str | Topic, key: Any, value: Any, timestamp: int | None = None,
                    headers: Headers = (), partition: int | None = None) -> None:
         """Send one record into the topology and run it, and everything it causes, to completion."""
-        source = self._source(topic)
+        source = self._source(topic_name(topic))
         key_bytes, value_bytes = source.key_serde.serialize(key), source.value_serde.serialize(value)
         self.pipe_raw(topic, key_bytes, value_bytes, timestamp, headers, partition)
 
-    def pipe_raw(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int | None = None,
+    def pipe_raw(self, topic: str | Topic, key: bytes | None, value: bytes | None, timestamp: int | None = None,
                  headers: Headers = (), partition: int | None = None) -> None:
         """Send already-serialized bytes (for example, malformed input)."""
+        topic = topic_name(topic)
         count = self.partition_counts[topic]
         if partition is None:
             partition = self._partitioner(key, count)
@@ -110,9 +120,16 @@ class TestDriver:
             task.process({tp: [raw]})
             if task.agents:
                 self._loop.run_until_complete(task.drain_agents())
-            pending.extend(task.take_output())
+            pending.extend(self._take_output(task))
             task.changelog_output()
             task.checkpoint_stores({})
+
+    def _take_output(self, task: Task) -> list[OutRecord]:
+        """The task's output; a topic first met at run time (a to(function) choice) has one partition here."""
+        for topic in task.unplaced_topics():
+            self.partition_counts.setdefault(topic, 1)
+        task.place_unplaced()
+        return task.take_output()
 
     def _apply_global(self, out: OutRecord) -> None:
         stores = [s for s in self.global_stores.values() if s.topic == out.topic]
@@ -129,22 +146,22 @@ class TestDriver:
         self.wall_clock += ms
         for task in self.tasks.values():
             task.punctuate()
-            for out in task.take_output():
+            for out in self._take_output(task):
                 self._deliver(out)
 
-    def read_output(self, topic: str, key_serde: SerdeLike = None, value_serde: SerdeLike = None, *,
+    def read_output(self, topic: str | Topic, key_serde: SerdeLike = None, value_serde: SerdeLike = None, *,
                     key_type: type | None = None, value_type: type | None = None) -> list[Record]:
         """Records written to `topic` since the last read, deserialized, in write order.
 
-        Serdes and types as in App.stream: "str" keys and JSON values unless told otherwise.
+        Serdes and types as in App.stream: those given, else the declared topic's, else str keys and JSON values.
         """
-        ks = resolve_typed(key_serde, key_type, "str", "key_type")
-        vs = resolve_typed(value_serde, value_type, "json", "value_type")
-        records = self._outputs.pop(topic, [])
+        ks, vs = serdes_for(declared_topic(self._topics, topic), key_serde, value_serde, key_type=key_type,
+                            value_type=value_type)
+        records = self._outputs.pop(topic_name(topic), [])
         return [Record(ks.deserialize(r.key), vs.deserialize(r.value), r.timestamp or 0, r.headers)
                 for r in records]
 
-    def read_key_values(self, topic: str, key_serde: SerdeLike = None, value_serde: SerdeLike = None, *,
+    def read_key_values(self, topic: str | Topic, key_serde: SerdeLike = None, value_serde: SerdeLike = None, *,
                         key_type: type | None = None, value_type: type | None = None) -> list:
         return [(r.key, r.value) for r in self.read_output(topic, key_serde, value_serde, key_type=key_type,
                                                            value_type=value_type)]

@@ -111,3 +111,16 @@ async def create_topics(brokers: str, names_partitions: dict[str, int], config: 
 def topic_name(request) -> str:
     """A fresh topic name prefix for this test."""
     return unique_name(request.node.name.split("[")[0].replace("_", "-")[:40])
+
+
+@pytest.fixture(params=["memory", "kafka"])
+def broker_url(request) -> str:
+    """The test runs twice: on a memory:// broker of its own, and on the session's Kafka broker."""
+    if request.param == "kafka":
+        yield request.getfixturevalue("brokers")
+        return
+    from streams.transport.embedded import close_broker
+
+    url = f"memory://test-{uuid.uuid4().hex[:12]}"
+    yield url
+    close_broker(url)

@@ -92,7 +92,8 @@ async def test_lag_on_local_broker(tmp_path):
 def test_lag_refuses_a_bad_interval():
     done = streams_command("lag", "tests.apps.pipeline:app", "--watch", "--interval", "0",
                            env={"TEST_APP_ID": "x", "TEST_IN": "a", "TEST_OUT": "b", "STREAMS_BROKERS": "memory://x"})
-    assert done.returncode == 2 and done.stderr.startswith("error: --interval") and "Traceback" not in done.stderr
+    assert done.returncode == 2 and done.stderr.startswith("error: --interval must be a positive number")
+    assert "hint: e.g. --interval 2" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_log_formats_plain_and_json():

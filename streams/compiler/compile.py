@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from streams.compiler.topology import Node, TopologyBuilder
 from streams.errors import TopologyError
 from streams.serdes import Serde
+from streams.state.global_store import global_specs
 from streams.state.spec import StoreSpec
-from streams.transport.base import TopicPartition
+from streams.transport.base import TopicPartition, TopicSpec
 
 
 @dataclass(eq=False)
@@ -36,6 +37,7 @@ class CompiledTopology:
     subtopologies: list[SubTopology]
     repartition_topics: dict[str, int | None]
     stores: dict[str, StoreSpec]
+    declared_topics: dict[str, TopicSpec] = field(default_factory=dict)
 
     @property
     def external_source_topics(self) -> list[str]:
@@ -51,6 +53,16 @@ class CompiledTopology:
         found = [serde for sub in self.subtopologies for node in sub.nodes for serde in node.serdes]
         found.extend(serde for spec in self.stores.values() for serde in (spec.key_serde, spec.value_serde))
         return found
+
+    @property
+    def external_sink_topics(self) -> list[str]:
+        """Topics written by name (topics chosen per record are known only at run time)."""
+        internal = set(self.repartition_topics)
+        return sorted({t for s in self.subtopologies for t in s.sink_topics if t not in internal})
+
+    @property
+    def global_table_topics(self) -> list[str]:
+        return sorted({s.options["topic"] for s in global_specs(self.stores.values())})
 
 
 @dataclass(frozen=True)
@@ -80,17 +92,41 @@ def compile_topology(builder: TopologyBuilder) -> CompiledTopology:
     components = _components(builder.nodes)
     components.sort(key=lambda nodes: builder.nodes.index(nodes[0]))
     subtopologies = [_subtopology(i, nodes) for i, nodes in enumerate(components)]
+    _check_stores_have_one_home(subtopologies)
     return CompiledTopology(
         app_id=builder.app_id,
         subtopologies=subtopologies,
         repartition_topics={t.name: t.partitions for t in builder.repartition_topics.values()},
         stores=dict(builder.stores),
+        declared_topics={name: topic.spec for name, topic in builder.topics.items()},
     )
 
 
+def _check_stores_have_one_home(subtopologies: list[SubTopology]) -> None:
+    """A store is partitioned like the one sub-topology whose tasks own it (an agent table, say)."""
+    homes: dict[str, list[SubTopology]] = {}
+    for sub in subtopologies:
+        for spec in sub.stores:
+            homes.setdefault(spec.name, []).append(sub)
+    for name, subs in homes.items():
+        if len(subs) > 1:
+            inputs = "; ".join(", ".join(s.source_topics) for s in subs)
+            raise TopologyError(f"store {name!r} is used by processors that read unrelated topics ({inputs}): "
+                                "a store is partitioned like its input, so all its users must read the same topics")
+
+
 def _components(nodes: list[Node]) -> list[list[Node]]:
-    """Connected components over parent/child edges, each in creation order."""
+    """Connected components over parent/child edges, each in creation order.
+
+    Sources of one topic count as connected: every reader of a topic lives in
+    the one sub-topology whose tasks own the topic's partitions, and the task
+    hands each batch to each of them.
+    """
     order = {id(n): i for i, n in enumerate(nodes)}
+    readers: dict[str, list[Node]] = {}
+    for node in nodes:
+        for topic in node.source_topics:
+            readers.setdefault(topic, []).append(node)
     seen: set[int] = set()
     components = []
     for start in nodes:
@@ -101,7 +137,8 @@ def _components(nodes: list[Node]) -> list[list[Node]]:
         while stack:
             node = stack.pop()
             members.append(node)
-            for other in (*node.parents, *node.children):
+            peers = [peer for topic in node.source_topics for peer in readers[topic]]
+            for other in (*node.parents, *node.children, *peers):
                 if id(other) not in seen:
                     seen.add(id(other))
                     stack.append(other)
@@ -113,7 +150,7 @@ def _components(nodes: list[Node]) -> list[list[Node]]:
 def _subtopology(index: int, nodes: list[Node]) -> SubTopology:
     sources = sorted({t for n in nodes for t in n.source_topics})
     sinks = sorted({n.sink_topic for n in nodes if n.sink_topic})
-    stores = [s for n in nodes for s in n.stores]
+    stores = list({id(s): s for n in nodes for s in n.stores}.values())  # agents may share a table
     groups = []
     for node in nodes:
         if node.stores or node.params.get("copartitioned"):
@@ -154,10 +191,7 @@ def plan_tasks(topology: CompiledTopology, source_partitions: Mapping[str, int |
             task_id = f"{sub.id}_{partition}"
             inputs = frozenset(TopicPartition(t, partition) for t in sub.source_topics if partition < counts[t])
             tasks[task_id] = TaskPlan(task_id, sub, partition, inputs)
-            for tp in inputs:
-                if tp in task_of:
-                    raise TopologyError(f"topic {tp.topic!r} is read by two sub-topologies; read it once")
-                task_of[tp] = task_id
+            task_of.update(dict.fromkeys(inputs, task_id))
     return PhysicalPlan(topology, counts, tasks, task_of)
 
 

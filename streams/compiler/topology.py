@@ -49,6 +49,7 @@ class TopologyBuilder:
         self.nodes: list[Node] = []
         self.repartition_topics: dict[str, RepartitionTopic] = {}
         self.stores: dict[str, StoreSpec] = {}
+        self.topics: dict[str, Any] = {}  # declared topics (streams.dsl.topic.Topic) by name
         self._counter = 0
 
     def new_name(self, prefix: str, name: str | None = None) -> str:

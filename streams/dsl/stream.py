@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from streams.compiler.topology import Node, TopologyBuilder
+from streams.dsl.topic import Topic, bound_serdes, serdes_for, topic_name
 from streams.processors.api import Processor
 from streams.processors.endpoints import Sink, Source
 from streams.processors.stateful import Aggregate, reducer_as_aggregator
@@ -25,7 +26,7 @@ from streams.processors.stateless import (
     SelectKey,
     Split,
 )
-from streams.serdes import Serde, SerdeLike, bind, resolve, resolve_typed
+from streams.serdes import Serde, SerdeLike, bind, resolve
 from streams.state.spec import StoreSpec
 
 if TYPE_CHECKING:
@@ -141,25 +142,26 @@ class Stream:
                                       source_topics=(topic,), internal_topic=topic))
         return Stream(self._builder, node, key_serde, value_serde, key_changed=False)
 
-    def to(self, topic: str | Callable[[Any, Any], str], key_serde: SerdeLike = None,
+    def to(self, topic: str | Topic | Callable[[Any, Any], str], key_serde: SerdeLike = None,
            value_serde: SerdeLike = None, name: str | None = None, *,
            key_type: type | None = None, value_type: type | None = None) -> None:
         """Write records to a topic, or to the topic fn(key, value) names.
 
-        The stream's serdes write unless others are given; key_type / value_type declare the
-        model type written (see App.stream).
+        Serdes: those given here (key_type / value_type declare the model type written, see App.stream),
+        else the declared topic's, else the stream's.
         """
-        ks, vs = self.key_serde, self.value_serde
-        if key_serde is not None or key_type is not None:
-            ks = resolve_typed(key_serde, key_type, "str", "key_type")
-        if value_serde is not None or value_type is not None:
-            vs = resolve_typed(value_serde, value_type, "json", "value_type")
-        if isinstance(topic, str):
-            ks, vs = bind(ks, topic, True), bind(vs, topic, False)
+        fixed = isinstance(topic, (str, Topic))
+        fallback = (self.key_serde, self.value_serde)
+        if fixed:
+            ks, vs = bound_serdes(self._builder.topics, topic, key_serde, value_serde, fallback, key_type=key_type,
+                                  value_type=value_type)
+        else:
+            ks, vs = serdes_for(None, key_serde, value_serde, fallback, key_type=key_type, value_type=value_type)
+        target = topic_name(topic) if fixed else topic
         node_name = self._builder.new_name("KSTREAM-SINK", name)
-        self._builder.add(Node(node_name, "KSTREAM-SINK", lambda: Sink(node_name, topic, ks, vs),
-                               sink_topic=topic if isinstance(topic, str) else None,
-                               params={"dynamic_topic": not isinstance(topic, str)}, serdes=(ks, vs)), self._node)
+        self._builder.add(Node(node_name, "KSTREAM-SINK", lambda: Sink(node_name, target, ks, vs),
+                               sink_topic=target if fixed else None,
+                               params={"dynamic_topic": not fixed}, serdes=(ks, vs)), self._node)
 
     def process(self, processor: Callable[[], Processor], stores: Iterable[str] = (), *,
                 store_key_serde: SerdeLike = None, store_value_serde: SerdeLike = "json",

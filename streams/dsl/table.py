@@ -7,6 +7,7 @@ from typing import Any
 
 from streams.compiler.topology import Node, TopologyBuilder
 from streams.dsl.stream import Stream
+from streams.dsl.topic import Topic
 from streams.processors.api import Processor
 from streams.processors.stateful import TableFilter, TableMapValues
 from streams.serdes import Serde, SerdeLike
@@ -69,7 +70,7 @@ class Table:
         """The stream of this table's updates; a delete arrives as a None value."""
         return Stream(self._builder, self._node, self.key_serde, self.value_serde)
 
-    def to(self, topic: str, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
+    def to(self, topic: str | Topic, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
            name: str | None = None) -> None:
         """Write every update, deletes as tombstones, to a topic."""
         self.to_stream().to(topic, key_serde=key_serde, value_serde=value_serde, name=name)

@@ -6,6 +6,10 @@ awaits again when the buffer is empty.  So an agent costs one await per batch,
 not per record.  A value the agent yields is forwarded to its sink with the key
 of the record being processed.  If the agent raises, the current record goes to
 the error policy and the agent restarts on the rest of the batch.
+
+While an agent runs, current_agent() returns its processor, so that sends and
+agent tables reach the task that runs it: a send joins the task's output like
+a yielded value, and a table is the task's own store.
 """
 
 from __future__ import annotations
@@ -15,13 +19,21 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from typing import Any
 
 from streams.processors.api import Processor
-from streams.record import Record
+from streams.record import Headers, Record
 from streams.serdes import Serde
 
 log = logging.getLogger(__name__)
+
+_current: ContextVar[AgentProcessor | None] = ContextVar("streams_current_agent", default=None)
+
+
+def current_agent() -> AgentProcessor | None:
+    """The agent whose code is running, or None outside agents."""
+    return _current.get()
 
 
 class AgentStream:
@@ -114,7 +126,17 @@ class AgentProcessor(Processor):
             log.warning("agent %s returned with %d records unread", self.name, len(self.stream.pending()))
         self.stream.current = None
 
+    def send(self, topic: str, key: Any, value: Any, key_serde: Serde, value_serde: Serde, headers: Headers,
+             timestamp: int | None) -> None:
+        """Add a record to the task's output, attributed to the record being processed (for the DLQ)."""
+        current = self.stream.current
+        if timestamp is None:
+            timestamp = current.timestamp if current is not None else self.context.wall_clock_ms()
+        origin = current.origin if current is not None else None
+        self.context.emit(topic, [Record(key, value, timestamp, headers, origin)], key_serde, value_serde)
+
     async def _run(self) -> None:
+        _current.set(self)  # this asyncio task's own context: it never leaks to the caller
         result = self.fn(self.stream)
         if inspect.isasyncgen(result):
             async for value in result:

@@ -98,6 +98,8 @@ class Sink(Processor):
         for r in batch:
             try:
                 topic = choose(r.key, r.value)
+                if type(topic) is not str:
+                    topic = str(topic)  # a declared topic names itself
             except Exception as exc:
                 self.context.report_error(r, exc, self.name)
                 continue

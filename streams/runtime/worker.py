@@ -6,6 +6,10 @@ commit interval through streams.runtime.commit.  Rebalances create and close
 tasks; a revoked task commits first.  SIGTERM and SIGINT finish the batch,
 commit and leave the group.
 
+Start-up order: create the declared topics that are missing, run the start-up
+tasks (they may send), check every used topic exists and create the internal
+ones, load the global tables, join the group.
+
 With web_port set the worker also runs a web server (streams/runtime/web/),
 started before it joins the group so that it can advertise the server's
 host:port to the other workers; metrics are kept whether or not anyone reads
@@ -34,13 +38,20 @@ from streams.metrics import Metrics, Stopwatch
 from streams.partitioner import KeyPartitioner
 from streams.runtime import logcontext
 from streams.runtime.assignor import MemberState, TaskAssignor
+from streams.runtime.clients import no_such_topics, place
 from streams.runtime.commit import CommitStats, commit_tasks
 from streams.runtime.global_tables import GlobalTables
 from streams.runtime.restore import RestoreResult, restore_store
 from streams.runtime.scheduler import Clock, Schedule, Scheduler
 from streams.runtime.standby import StandbyTasks
 from streams.runtime.stores import TaskStore
-from streams.runtime.topics import changelog_specs, internal_topic_problem
+from streams.runtime.topics import (
+    DLQ_PARTITIONS,
+    changelog_specs,
+    create_declared_topics,
+    internal_topic_problem,
+    missing_topics_error,
+)
 from streams.runtime.transactions import TaskTransactions
 from streams.serdes import check_serdes
 from streams.state.global_store import TaskGlobalStore, global_specs
@@ -52,7 +63,6 @@ from streams.transport.base import OutRecord, RawRecord, TopicPartition, TopicSp
 
 log = logging.getLogger(__name__)
 
-DLQ_PARTITIONS = 1
 OFFSET_SAMPLE_S = 2.0
 """How often a recording worker looks up the end offsets that its lag figures need."""
 _running: dict[str, list[Worker]] = {}
@@ -95,9 +105,14 @@ class Worker:
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._started = asyncio.Event()
+        self._assigned = asyncio.Event()
+        self._stop_after: int | None = None
+        self.event_loop: asyncio.AbstractEventLoop | None = None
         self._last_commit = time.monotonic()
         self._partitioner = KeyPartitioner()
         self.admin = self.producer = self.consumer = self._restore_consumer = self._standby_consumer = None
+        self.send_producer: Any = None  # sends from outside tasks; the shared producer unless exactly-once
+        self._outbox: list[OutRecord] = []  # placed, waiting for the loop's next turn
         self.standbys: StandbyTasks | None = None
         self.global_tables: GlobalTables | None = None
         self.transactions: TaskTransactions | None = None
@@ -110,11 +125,14 @@ class Worker:
 
     # -- lifecycle
 
-    async def run(self) -> None:
+    async def run(self, handle_signals: bool = True) -> None:
+        """Start, loop until stop(), shut down; SIGTERM and SIGINT stop it unless handle_signals is False."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        handled = []
+        for sig in (signal.SIGTERM, signal.SIGINT) if handle_signals else ():
             try:
                 loop.add_signal_handler(sig, self.stop)
+                handled.append(sig)
             except (NotImplementedError, RuntimeError):
                 pass
         clean = False
@@ -123,13 +141,20 @@ class Worker:
             await self.loop()
             clean = True
         finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
             await self.shutdown(commit=clean)
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit and leave."""
         self._stopping.set()
 
+    def stop_after(self, records: int) -> None:
+        """Stop once this worker has processed this many input records (a bounded run)."""
+        self._stop_after = records
+
     async def start(self) -> None:
+        self.event_loop = asyncio.get_running_loop()
         logcontext.APP_ID.set(self.config.app_id)
         logcontext.WORKER.set(self.worker_id)
         _running.setdefault(self.config.app_id, []).append(self)
@@ -142,20 +167,24 @@ class Worker:
             self.endpoint = await self.web.start()
         self.admin = self.transport.admin()
         await self.admin.start()
+        await create_declared_topics(self.admin, self.topology.declared_topics)
+        if self.config.exactly_once:
+            self.transactions = TaskTransactions(self.transport, self.config.app_id, self.config.producer_config)
+            self.send_producer = self.transport.producer(config=self.config.producer_config)
+        else:
+            self.producer = self.send_producer = self.transport.producer(config=self.config.producer_config)
+        await self.send_producer.start()
+        for fn in self.startup_tasks:
+            result = fn()
+            if asyncio.iscoroutine(result):
+                await result
+        await self._send_outbox()
+        await self.send_producer.flush()  # what start-up tasks sent is written before anything reads it
         self.plan = await self._prepare_topics(self.topology)
         # Global tables load in full before the worker joins the group, so before any task exists.
         self.global_tables = GlobalTables(global_specs(self.topology.stores.values()), self.transport,
                                           self.config, self.store_config)
         await self.global_tables.start(self.admin)
-        for fn in self.startup_tasks:
-            result = fn()
-            if asyncio.iscoroutine(result):
-                await result
-        if self.config.exactly_once:
-            self.transactions = TaskTransactions(self.transport, self.config.app_id, self.config.producer_config)
-        else:
-            self.producer = self.transport.producer(config=self.config.producer_config)
-            await self.producer.start()
         self.assignor = TaskAssignor(self._plan_for, self._member_state, self.config.num_standby_replicas)
         self._restore_consumer = self.transport.consumer(None, isolation_level="read_committed",
                                                          config=self.config.consumer_config)
@@ -188,11 +217,18 @@ class Worker:
                     await self._commit()
         except Exception:
             log.exception("final commit failed; uncommitted records will be processed again")
+        if self._outbox and self.send_producer is not None:  # sent from outside tasks: not tied to any offsets
+            try:
+                await self._send_outbox()
+                await self.send_producer.flush()
+            except Exception:
+                log.exception("sending what timers and scripts sent last failed")
         if self.transactions is not None:
             await self.transactions.close_all(abort=True)
         for task in self.tasks.values():
             task.close()
         self.tasks.clear()
+        await asyncio.sleep(0)  # the cancelled agents finish before the loop may close
         if self.standbys is not None:
             self.standbys.close()
         if self.global_tables is not None:
@@ -200,13 +236,17 @@ class Worker:
                 await self.global_tables.stop()
             except Exception:
                 log.exception("closing the global tables failed")
-        for client in (self.consumer, self._restore_consumer, self._standby_consumer, self.producer, self.admin):
+        side_producer = self.send_producer if self.send_producer is not self.producer else None
+        clients = (self.consumer, self._restore_consumer, self._standby_consumer, self.producer, side_producer,
+                   self.admin)
+        for client in clients:
             if client is not None:
                 try:
                     await client.stop()
                 except Exception:
                     log.exception("closing %s failed", type(client).__name__)
         self.consumer = self._restore_consumer = self._standby_consumer = self.producer = self.admin = None
+        self.send_producer = None
         if self.web is not None:
             try:
                 await self.web.stop()
@@ -220,18 +260,54 @@ class Worker:
     async def wait_started(self) -> None:
         await self._started.wait()
 
+    async def wait_assigned(self) -> None:
+        """Until the worker has its first assignment from the group (possibly of no tasks)."""
+        await self._assigned.wait()
+
+    # -- sending from outside tasks
+
+    async def send(self, records: list[OutRecord]) -> None:
+        """Queue records from timers, start-up tasks and scripts for the worker's producer.
+
+        Records without a partition are placed by their key, and a topic that does
+        not exist is an error for the caller, now.  The loop hands the queue to the
+        producer in one call per turn, and the next commit flushes it.
+        """
+        if self.send_producer is None:
+            raise RuntimeError("the worker is not running")
+        self._outbox.extend(await self._place(records))
+
+    async def _send_outbox(self) -> None:
+        if self._outbox:
+            records, self._outbox = self._outbox, []
+            await self.send_producer.send_many(records)
+
+    async def _place(self, records: list[OutRecord]) -> list[OutRecord]:
+        unknown = {r.topic for r in records if r.partition < 0 and r.topic not in self.partition_counts}
+        if unknown:
+            await self._learn_partitions(unknown)
+        missing = sorted(t for t in unknown if t not in self.partition_counts)
+        if missing:
+            raise no_such_topics(missing, "send to")
+        return place(records, self.partition_counts, self._partitioner)
+
+    async def _learn_partitions(self, topics: set[str]) -> None:
+        """Look up the sizes of topics first met at run time; missing ones stay unknown."""
+        info = await self.admin.describe_topics(sorted(topics))
+        self.partition_counts.update({t: i.partitions for t, i in info.items() if i is not None})
+
     # -- topics
 
     async def _prepare_topics(self, topology: CompiledTopology) -> PhysicalPlan:
-        """Check inputs and outputs exist, size and create internal topics."""
-        internal = set(topology.repartition_topics)
-        sinks = sorted({t for s in topology.subtopologies for t in s.sink_topics if t not in internal})
-        info = await self.admin.describe_topics([*topology.external_source_topics, *sinks])
-        missing_sinks = [t for t in sinks if info.get(t) is None]
-        if missing_sinks:
-            raise TopologyError(f"output topics do not exist: {', '.join(missing_sinks)}")
+        """Check the topics the app uses exist, size and create internal topics."""
+        used = {*topology.external_source_topics, *topology.external_sink_topics, *topology.global_table_topics,
+                *topology.declared_topics}
+        info = await self.admin.describe_topics(sorted(used))
+        missing = missing_topics_error(topology, info)
+        if missing is not None:
+            raise missing
         plan = plan_tasks(topology, {t: (i.partitions if i else None) for t, i in info.items()})
-        specs = [TopicSpec(t, plan.partition_counts[t]) for t in sorted(internal)]
+        specs = [TopicSpec(t, plan.partition_counts[t]) for t in sorted(topology.repartition_topics)]
         specs.extend(changelog_specs(topology, plan))
         if self.error_policy.mode == "dlq":
             specs.append(TopicSpec(self.error_policy.dlq_topic, DLQ_PARTITIONS))
@@ -355,6 +431,7 @@ class Worker:
         finally:
             self.consumer.resume(assigned)
             self.rebalances.stop()
+        self._assigned.set()
 
     async def _close_task(self, task_id: str, abort: bool = False) -> None:
         task = self.tasks.pop(task_id, None)
@@ -420,11 +497,16 @@ class Worker:
             wait_s = self.scheduler.seconds_until_next()
             timeout_ms = 100 if wait_s is None else max(0, min(100, int(wait_s * 1000)))
             batches = await self.consumer.poll(timeout_ms, self.config.poll_max_records)
+            if self._outbox:
+                async with self._lock:
+                    await self._send_outbox()
             if self.global_tables.stores:
                 await self.global_tables.poll()
             if batches or self._holding():
                 async with self._lock:
                     await self._process(batches)
+                if self._stop_after is not None and self.metrics.get("records_processed") >= self._stop_after:
+                    self.stop()
             if time.monotonic() - self._last_commit >= self.config.commit_interval:
                 async with self._lock:
                     await self._punctuate()
@@ -473,39 +555,35 @@ class Worker:
 
     async def _send_output(self, tasks: list[Task]) -> None:
         """Queue the tasks' output: all on the shared producer, or each in its task's transaction."""
+        unknown = {topic for task in tasks if task.unplaced for topic in task.unplaced_topics()}
+        if unknown:
+            if unknown - self.partition_counts.keys():
+                await self._learn_partitions(unknown - self.partition_counts.keys())
+            for task in tasks:
+                task.place_unplaced()
         if self.transactions is not None:
             await asyncio.gather(*(self._send_in_transaction(task) for task in tasks))
             return
         outputs = [record for task in tasks for record in task.take_output()]
         if outputs:
-            await self.producer.send_many(await self._resolve_partitions(outputs))
+            await self.producer.send_many(outputs)
 
     async def _send_in_transaction(self, task: Task) -> None:
         output = task.take_output()
         if not output:
             return
         try:
-            await self.transactions.by_task[task.task_id].send_many(await self._resolve_partitions(output))
+            await self.transactions.by_task[task.task_id].send_many(output)
         except TaskFencedError:
             log.warning("task %s was fenced: another worker owns it now; closing it", task.task_id)
             await self._close_task(task.task_id, abort=True)
 
-    async def _resolve_partitions(self, outputs: list[OutRecord]) -> list[OutRecord]:
-        """Place records for topics chosen at run time, whose size the task did not know."""
-        unknown = {r.topic for r in outputs if r.partition < 0}
-        if not unknown:
-            return outputs
-        info = await self.admin.describe_topics(sorted(unknown))
-        missing = sorted(t for t in unknown if info.get(t) is None)
-        if missing:
-            raise TopologyError(f"records are routed to topics that do not exist: {', '.join(missing)}")
-        for topic in unknown:
-            self.partition_counts[topic] = info[topic].partitions
-        counts, place = self.partition_counts, self._partitioner
-        return [r if r.partition >= 0 else r._replace(partition=place(r.key, counts[r.topic])) for r in outputs]
-
     async def _commit(self) -> None:
         self._last_commit = time.monotonic()
+        if self.send_producer is not None:
+            await self._send_outbox()
+        if self.send_producer is not None and (self.send_producer is not self.producer or not self.tasks):
+            await self.send_producer.flush()  # what timers and scripts sent, when no task commit flushes it
         if not self.tasks:
             return
         if self.transactions is None:

@@ -17,7 +17,6 @@ from typing import Any
 import fastavro
 
 from streams.errors import SerializationError
-from streams.models import ModelCodec, is_model
 from streams.schema_registry.client import RegisteredSchema
 from streams.schema_registry.derive import avro_schema
 from streams.schema_registry.errors import InvalidSchemaError
@@ -42,18 +41,7 @@ class AvroSerde(RegistrySerde):
         self._reader: dict | None = None
         if schema is None:
             return
-        if is_model(schema):
-            self.codec = ModelCodec(schema, "schema")
-            parsed = avro_schema(schema)
-        elif isinstance(schema, str):
-            try:
-                parsed = json.loads(schema)
-            except ValueError as exc:
-                raise ValueError(f"schema is not JSON: {exc}") from None
-        elif isinstance(schema, dict):
-            parsed = schema
-        else:
-            raise ValueError(f"schema must be a model type, Avro schema JSON or a dict, got {schema!r}")
+        parsed = self._parse_schema(schema, avro_schema, "Avro schema JSON")
         try:
             self._reader = fastavro.parse_schema(parsed)
         except Exception as exc:  # fastavro raises several types for a bad schema

@@ -18,7 +18,6 @@ import msgspec
 import orjson
 
 from streams.errors import SerializationError
-from streams.models import ModelCodec, is_model
 from streams.schema_registry.client import RegisteredSchema, SchemaRegistry
 from streams.schema_registry.derive import json_schema
 from streams.schema_registry.errors import InvalidSchemaError
@@ -47,18 +46,7 @@ class JsonSchemaSerde(RegistrySerde):
         self._reader: dict | None = None
         if schema is None:
             return
-        if is_model(schema):
-            self.codec = ModelCodec(schema, "schema")
-            parsed = json_schema(schema)
-        elif isinstance(schema, str):
-            try:
-                parsed = json.loads(schema)
-            except ValueError as exc:
-                raise ValueError(f"schema is not JSON: {exc}") from None
-        elif isinstance(schema, dict):
-            parsed = schema
-        else:
-            raise ValueError(f"schema must be a model type, JSON Schema text or a dict, got {schema!r}")
+        parsed = self._parse_schema(schema, json_schema, "JSON Schema text")
         try:
             jsonschema.validators.validator_for(parsed).check_schema(parsed)
         except jsonschema.SchemaError as exc:

@@ -16,11 +16,12 @@ that says so.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from streams.errors import SerializationError
-from streams.models import ModelCodec
+from streams.models import ModelCodec, is_model
 from streams.schema_registry.client import RegisteredSchema, SchemaRegistry
 from streams.schema_registry.errors import SchemaRegistryError, WireFormatError
 from streams.schema_registry.subjects import NEEDS_RECORD_NAME, NEEDS_TOPIC, SubjectNameStrategy, strategy
@@ -80,6 +81,20 @@ class RegistrySerde:
     def _prepare(self, schema: Any) -> None:
         """Set self.schema, self.codec and self.record_name from a model, a schema text or a parsed schema."""
         raise NotImplementedError
+
+    def _parse_schema(self, schema: Any, derive: Callable[[type], Any], kind: str) -> Any:
+        """A schema given as a model type (derived; the codec builds instances), JSON text or a parsed dict."""
+        if is_model(schema):
+            self.codec = ModelCodec(schema, "schema")
+            return derive(schema)
+        if isinstance(schema, str):
+            try:
+                return json.loads(schema)
+            except ValueError as exc:
+                raise ValueError(f"schema is not JSON: {exc}") from None
+        if isinstance(schema, dict):
+            return schema
+        raise ValueError(f"schema must be a model type, {kind} or a dict, got {schema!r}")
 
     def _encoder(self, schema: RegisteredSchema) -> Encoder:
         """A function from a value to its payload in `schema`."""

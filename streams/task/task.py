@@ -14,7 +14,7 @@ from operator import attrgetter
 from typing import Any
 
 from streams.compiler.compile import TaskPlan
-from streams.errors import ProcessingError, TopologyError
+from streams.errors import ProcessingError, TopologyError, UnknownTopicError
 from streams.gcpause import gc_paused
 from streams.metrics import Metrics, TaskMetrics
 from streams.partitioner import KeyPartitioner
@@ -67,11 +67,16 @@ class Task:
         self.metrics: TaskMetrics = (metrics or Metrics()).for_task(self.task_id)
         self.clock = clock
         self.output: list[OutRecord] = []
+        # Records for topics whose size the task does not know yet (chosen per record): placed by
+        # place_unplaced() once the runtime has looked the topics up.
+        self.unplaced: list[tuple[OutRecord, Record, Callable[[bytes | None, int], int] | None]] = []
         self.offsets: dict[TopicPartition, int] = {}
         self.positions: dict[TopicPartition, int] = {}
         self._stream_time = -1
         self._partitioner = KeyPartitioner()
         self.processors, self.sources = self._instantiate()
+        # Tasks of a sub-topology, one per partition: the partition count a key of its stores is placed by.
+        self.partitions = max(partition_counts[t] for t in plan.subtopology.source_topics)
         self.agents = [p for p in self.processors if isinstance(p, AgentProcessor)]
         # Windowed stream-stream joins need their inputs in timestamp order (streams/runtime/ordering.py).
         time_ordered = any(node.params.get("time_ordered") for node in plan.subtopology.nodes)
@@ -79,7 +84,7 @@ class Task:
         for processor in self.processors:
             processor.init(self)
 
-    def _instantiate(self) -> tuple[list[Processor], dict[str, Source]]:
+    def _instantiate(self) -> tuple[list[Processor], dict[str, list[Source]]]:
         nodes = self.plan.subtopology.nodes
         made = {id(node): node.factory() for node in nodes}
         for node in nodes:
@@ -87,10 +92,10 @@ class Task:
             processor.children = [made[id(child)] for child in node.children]
             if isinstance(processor, Split):
                 processor.branches = {child.branch: made[id(child)] for child in node.children}
-        sources = {}
+        sources: dict[str, list[Source]] = {}
         for node in nodes:
             for topic in node.source_topics:
-                sources[topic] = made[id(node)]
+                sources.setdefault(topic, []).append(made[id(node)])
         return [made[id(node)] for node in nodes], sources
 
     # ProcessorContext
@@ -108,13 +113,18 @@ class Task:
         except KeyError:
             raise TopologyError(f"task {self.task_id} has no store named {name!r}") from None
 
+    def home_partition(self, key: bytes) -> int:
+        """The partition, and so the task of this sub-topology, that a serialized key belongs to."""
+        return self._partitioner(key, self.partitions)
+
     def emit(self, topic: str, records: list[Record], key_serde: Serde, value_serde: Serde,
              partitioner: Callable[[bytes | None, int], int] | None = None) -> None:
         partitions = self.partition_counts.get(topic)
-        hashes: dict[bytes, int] = {}
         if not partitions:
-            place = _unplaced
-        elif partitioner is not None:
+            self._emit_unplaced(topic, records, key_serde, value_serde, partitioner)
+            return
+        hashes: dict[bytes, int] = {}
+        if partitioner is not None:
             place = partitioner
         else:
             place, hashes = self._partitioner, self._partitioner.hashes
@@ -151,6 +161,35 @@ class Task:
             append(new(OutRecord, (topic, partition, key, value, r.timestamp, r.headers)))
         if self.metrics.recording:
             self.metrics.incr("records_produced", len(self.output) - before, topic)
+
+    def _emit_unplaced(self, topic: str, records: list[Record], key_serde: Serde, value_serde: Serde,
+                       partitioner: Callable[[bytes | None, int], int] | None) -> None:
+        for r in records:
+            try:
+                key, value = key_serde.serialize(r.key), value_serde.serialize(r.value)
+            except Exception as exc:
+                self.report_error(r, exc, f"sink to {topic}")
+                continue
+            self.unplaced.append((OutRecord(topic, -1, key, value, r.timestamp, r.headers), r, partitioner))
+
+    def unplaced_topics(self) -> set[str]:
+        return {out.topic for out, _, _ in self.unplaced}
+
+    def place_unplaced(self) -> None:
+        """Place the records for topics the task did not know, now that the runtime has looked them up.
+
+        A record for a topic that does not exist goes to the error policy, alone: the
+        other records of its batch are unharmed.
+        """
+        unplaced, self.unplaced = self.unplaced, []
+        counts, append = self.partition_counts, self.output.append
+        for out, record, partitioner in unplaced:
+            partitions = counts.get(out.topic)
+            if partitions:
+                append(out._replace(partition=(partitioner or self._partitioner)(out.key, partitions)))
+            else:
+                self.report_error(record, UnknownTopicError(f"topic {out.topic!r} does not exist"),
+                                  f"sink to {out.topic}")
 
     def report_error(self, record: Record | None, exc: BaseException, operator: str) -> None:
         origin = record.origin if record is not None else None
@@ -210,13 +249,16 @@ class Task:
                 raws = [r for r in raws if r.offset >= position]
                 if not raws:
                     continue
-            source = self.sources.get(tp.topic)
-            if source is None:
+            readers = self.sources.get(tp.topic)
+            if readers is None:
                 raise TopologyError(f"task {self.task_id} does not read {tp.topic!r}")
             count = len(raws)
-            source.records_in += count
+            for source in readers:
+                source.records_in += count
             for first in range(0, count, CHUNK_RECORDS):
-                source.process_raw(raws[first:first + CHUNK_RECORDS])
+                chunk = raws[first:first + CHUNK_RECORDS]
+                for source in readers:  # every stream and agent of the topic, each record once, in order
+                    source.process_raw(chunk)
             newest = max(map(_timestamp, raws))
             if newest > self._stream_time:
                 self._stream_time = newest
@@ -257,6 +299,7 @@ class Task:
             store.discard()
         self.offsets.clear()
         self.output.clear()
+        self.unplaced.clear()
 
     def take_output(self) -> list[OutRecord]:
         output, self.output = self.output, []
@@ -267,11 +310,6 @@ class Task:
             processor.close()
         for store in self.stores.values():
             store.close()
-
-
-def _unplaced(key: bytes | None, partitions: int | None) -> int:
-    """A topic chosen at run time whose size the worker looks up before sending."""
-    return -1
 
 
 def _where(origin: RawRecord | None) -> str:
