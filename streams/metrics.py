@@ -69,6 +69,13 @@ class Metrics:
         return sum(value for (n, t, lbl), value in self.counters.items()
                    if n == name and (task is None or t == task) and (label is None or lbl == label))
 
+    def totals(self) -> Counter[str]:
+        """Every counter summed over its tasks and labels, by name."""
+        totals: Counter[str] = Counter()
+        for (name, _, _), value in self.counters.items():
+            totals[name] += value
+        return totals
+
     def for_task(self, task_id: str) -> TaskMetrics:
         return TaskMetrics(self, task_id)
 

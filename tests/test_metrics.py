@@ -65,6 +65,7 @@ def test_latency_samples_and_worker_wide_sums():
     metrics.for_task("0_0").incr("late_records", 2, "window-a")
     metrics.for_task("0_1").incr("late_records", 3, "window-b")
     assert metrics.get("late_records") == 5 and metrics.get("late_records", label="window-b") == 3
+    assert metrics.totals() == {"late_records": 5}  # what app.running()'s run.metrics shows
 
 
 def test_cache_hits_and_misses():
