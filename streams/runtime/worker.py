@@ -361,17 +361,23 @@ class Worker:
     async def refresh_standby_lag(self, task_id: str, store_name: str) -> None:
         """Look up the end of one standby store's changelog now, so that its lag is current."""
         store = self.standbys.stores.get(task_id, {}).get(store_name) if self.standbys is not None else None
-        if store is not None and store.changelog is not None and self._standby_consumer is not None:
-            self.standby_end_offsets.update(await self._standby_consumer.end_offsets([store.changelog]))
+        if store is not None and store.changelog is not None and self.admin is not None:
+            self.standby_end_offsets.update(await self.admin.list_offsets([store.changelog], "latest"))
 
     async def sample_offsets(self) -> None:
-        """Look up the end offsets of the input partitions and of the standby changelogs, for lag figures."""
+        """Look up the end offsets of the input partitions and of the standby changelogs, for lag figures.
+
+        Through the admin client, never the worker's consumers: a lookup on a consumer in the
+        middle of a poll or of a standby's reassignment could delay its fetches.
+        """
+        if self.admin is None:
+            return
         inputs = [tp for task in list(self.tasks.values()) for tp in task.plan.inputs]
-        if inputs and self.consumer is not None:
-            self.end_offsets = await self.consumer.end_offsets(inputs)
+        if inputs:
+            self.end_offsets = await self.admin.list_offsets(inputs, "latest")
         changelogs = self.standbys.partitions() if self.standbys is not None else []
-        if changelogs and self._standby_consumer is not None:
-            self.standby_end_offsets = await self._standby_consumer.end_offsets(changelogs)
+        if changelogs:
+            self.standby_end_offsets = await self.admin.list_offsets(changelogs, "latest")
 
     async def _sample_offsets_periodically(self) -> None:
         while True:
