@@ -68,8 +68,18 @@ def test_hopping_record_lands_in_every_window_holding_it():
     with TestDriver(app) as driver:
         pipe(driver, [("a", 9)])
         assert results(driver) == [("a", 0, 10, 1), ("a", 4, 14, 1), ("a", 8, 18, 1)]
-    assert Hopping(10, 4).starts_for(-3) == [-12, -8, -4]
-    assert Tumbling(5).starts_for(-1) == [-5]
+
+
+def test_hopping_windows_never_start_before_the_epoch():
+    """Kafka Streams drops the windows [-8, 2) and [-4, 6) that would also hold a record at 1."""
+    app = make_app()
+    app.stream("in").group_by_key().window(Hopping(10, 4)).count().to("out")
+    with TestDriver(app) as driver:
+        pipe(driver, [("a", 1), ("a", 5)])
+        assert results(driver) == [("a", 0, 10, 1), ("a", 0, 10, 2), ("a", 4, 14, 1)]
+        assert driver.tasks["0_0"].metrics.get("late_records") == 0
+    assert Hopping(10, 4).starts_for(1) == [0]
+    assert Hopping(10, 4).starts_for(-3) == [] and Tumbling(5).starts_for(-1) == []
 
 
 def test_sliding_windows_follow_the_records():

@@ -69,7 +69,7 @@ class TimeModel(Model):
                 if before < start + close <= now:
                     out.append(self.result(Windowed(k, start, start + w.size), ids))
         candidates = range((ts // w.advance - w.size // w.advance - 2) * w.advance, ts + 1, w.advance)
-        holding = [s for s in candidates if s <= ts < s + w.size and s + close > now]
+        holding = [s for s in candidates if 0 <= s <= ts < s + w.size and s + close > now]
         if not holding:
             self.late += 1
         for start in holding:

@@ -70,7 +70,11 @@ class WindowDefinition:
 
 
 class Hopping(WindowDefinition):
-    """Fixed-size windows [start, start + size) every `advance` ms, aligned to the epoch; they overlap."""
+    """Fixed-size windows [start, start + size) every `advance` ms, aligned to the epoch; they overlap.
+
+    No window starts before the epoch (as in Kafka Streams): a record near time 0
+    lands only in the windows that start at or after 0.
+    """
 
     kind = "time"
 
@@ -95,12 +99,14 @@ class Hopping(WindowDefinition):
         return start + self.size
 
     def starts_for(self, timestamp: int) -> list[int]:
-        """Starts of the windows that hold `timestamp`, oldest first."""
+        """Starts of the windows that hold `timestamp`, oldest first; none start before the epoch."""
         advance, size = self.advance, self.size
         last = timestamp - timestamp % advance
+        if last < 0:
+            return []
         if advance == size:
             return [last]
-        first = last - ((size - 1) // advance) * advance
+        first = max(0, last - ((size - 1) // advance) * advance)
         return [s for s in range(first, last + 1, advance) if s > timestamp - size]
 
     def __repr__(self) -> str:

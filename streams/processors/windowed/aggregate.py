@@ -168,8 +168,8 @@ class TimeWindowAggregate(WindowAggregate):
         ts, window = r.timestamp, self.window
         deadline = self.stream_time - self.close_span
         last = ts - ts % window.advance
-        if last <= deadline:
-            return False  # even the newest window holding ts has closed
+        if last <= deadline or last < 0:
+            return False  # even the newest window holding ts has closed, or starts before the epoch
         starts = (last,) if window.advance == window.size else [s for s in window.starts_for(ts) if s > deadline]
         key, value = r.key, r.value
         prefix = key_prefix(self.key_serde.serialize(key))
