@@ -62,6 +62,10 @@ class BytesSerde:
 
 
 class StrSerde:
+    """UTF-8 text.  Only str (or None) is written: str(obj) of a tuple or dict key would
+    give text that no reader can tell from a real string key, so other types are a
+    serialization error (the record goes to the error policy)."""
+
     name = "str"
 
     def serialize(self, obj: Any) -> bytes | None:
@@ -69,9 +73,7 @@ class StrSerde:
             return None
         if isinstance(obj, str):
             return obj.encode()
-        if isinstance(obj, bytes):
-            return obj
-        return str(obj).encode()
+        raise TypeError(f"str serde expects str, got {type(obj).__name__}: use a json or int serde, or convert it")
 
     def deserialize(self, data: bytes | None) -> Any:
         return None if data is None else data.decode()

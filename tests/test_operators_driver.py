@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams import App, TopologyError
+from streams.serdes import resolve
 from streams.testing import TestDriver
 
 
@@ -90,6 +91,26 @@ def test_malformed_json_goes_to_dlq_with_headers():
     assert headers["streams.error.type"] == b"JSONDecodeError"
     assert dict(dead[1].headers)["streams.error.type"] == b"KeyError"
     assert dict(dead[1].headers)["streams.error.offset"] == b"2"
+
+
+def test_str_serde_refuses_anything_but_str_and_the_record_goes_to_the_dlq():
+    """str(('ada', 7)) would be written as the key "('ada', 7)", which no reader can tell from a string."""
+    app = make_app()
+    app.stream("in").select_key(lambda k, v: (k, v["n"]) if v["n"] else k).to("out")
+    with TestDriver(app) as driver:
+        driver.pipe_input("in", "ada", {"n": 7})
+        driver.pipe_input("in", "bob", {"n": 0})
+        assert driver.read_key_values("out") == [("bob", {"n": 0})]
+        dead = driver.read_output("unit-dlq", value_serde="json")
+    assert [(r.key, r.value) for r in dead] == [("ada", {"n": 7})]
+    assert dict(dead[0].headers)["streams.error.type"] == b"TypeError"
+    assert b"str serde expects str, got tuple" in dict(dead[0].headers)["streams.error.message"]
+    serde = resolve("str", "str")
+    for obj in (("ada", 7), {"a": 1}, 5, b"raw"):
+        with pytest.raises(TypeError, match="str serde expects str"):
+            serde.serialize(obj)
+    with pytest.raises(TypeError):
+        serde.serialize_many(["a", 5])
 
 
 def test_skip_policy_counts_and_fail_policy_raises():
