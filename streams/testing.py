@@ -175,6 +175,8 @@ class TestDriver:
 
     def close(self) -> None:
         for task in self.tasks.values():
+            if task.agents:
+                self._loop.run_until_complete(task.stop_agents())
             task.close()
         for store in self.global_stores.values():
             store.close()

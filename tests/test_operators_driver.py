@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from streams import App, TopologyError
@@ -153,3 +155,29 @@ def test_agent_yields_to_sink_and_survives_an_exception():
         assert driver.read_key_values("totals") == [("a", 2), ("c", 6)]
         dead = driver.read_output("unit-dlq", value_serde="bytes")
         assert [r.key for r in dead] == ["b"] and dict(dead[0].headers)["streams.error.type"] == b"RuntimeError"
+
+
+def test_closing_the_driver_ends_an_agent_that_raised_before(caplog):
+    """The agent restarted after its exception waits for records; close() must let it end, not leave it
+    pending in a closed loop ("Task was destroyed but it is pending")."""
+    app = make_app()
+    ended = []
+
+    @app.agent("orders", sink="totals")
+    async def doubler(stream):
+        try:
+            async for value in stream:
+                if value == "boom":
+                    raise RuntimeError("bad order")
+                yield value * 2
+        finally:
+            ended.append(True)
+
+    with TestDriver(app) as driver:
+        driver.pipe_input("orders", "a", "boom")
+        driver.pipe_input("orders", "b", 3)
+        assert driver.read_key_values("totals") == [("b", 6)]
+        assert ended == [True]  # the first run ended with its exception
+    gc.collect()
+    assert ended == [True, True]  # the restarted run was cancelled and finished
+    assert not [r for r in caplog.records if "destroyed but it is pending" in r.getMessage()]

@@ -190,6 +190,7 @@ class Worker:
         if self.transactions is not None:
             await self.transactions.close_all(abort=True)
         for task in self.tasks.values():
+            await task.stop_agents()
             task.close()
         self.tasks.clear()
         await asyncio.sleep(0)  # the cancelled agents finish before the loop may close
@@ -346,6 +347,7 @@ class Worker:
         if task is not None:
             if abort:
                 task.discard_stores()
+            await task.stop_agents()
             task.close()
         if self.transactions is not None:
             await self.transactions.close(task_id, abort=abort)

@@ -250,6 +250,11 @@ class Task:
         for agent in self.agents:
             await agent.drain()
 
+    async def stop_agents(self) -> None:
+        """Cancel the agents and wait for them to end; call before close()."""
+        for agent in self.agents:
+            await agent.stop()
+
     def punctuate(self) -> None:
         now = self.clock()
         for processor in self.processors:
