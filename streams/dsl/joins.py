@@ -87,7 +87,8 @@ def _stream_global(stream: Stream, table: GlobalTable, key_mapper: Callable[[Any
     def make(node_name: str) -> StreamTableJoin:
         return StreamTableJoin(node_name, store_name, ks, vs, joiner, left, key_mapper)
 
-    return stream._then(prefix, make, name, value_serde=resolve(value_serde, "json"))
+    return stream._then(prefix, make, name, value_serde=resolve(value_serde, "json"),
+                        params={"global_table": store_name})
 
 
 def _stream_stream(left: Stream, right: Stream, joiner: Joiner, kind: str, window: JoinWindows, name: str | None,

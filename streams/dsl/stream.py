@@ -51,7 +51,8 @@ class Stream:
     # -- plumbing
 
     def _then(self, prefix: str, make: Callable[[str], Processor], name: str | None = None,
-              key_changed: bool | None = None, value_serde: Serde | None = None, new_values: bool = False) -> Stream:
+              key_changed: bool | None = None, value_serde: Serde | None = None, new_values: bool = False,
+              params: dict[str, Any] | None = None) -> Stream:
         """Add a node under this stream.
 
         An operator that makes new keys (key_changed) or values (new_values) drops a typed serde
@@ -59,7 +60,8 @@ class Stream:
         the stream goes on with the default str keys and JSON values until a sink declares a type.
         """
         node_name = self._builder.new_name(prefix, name)
-        node = self._builder.add(Node(node_name, prefix, lambda: make(node_name)), self._node)
+        node = self._builder.add(Node(node_name, prefix, lambda: make(node_name), params=dict(params or {})),
+                                 self._node)
         ks = resolve("str", "str") if key_changed and _typed(self.key_serde) else self.key_serde
         vs = value_serde or (resolve("json", "json") if new_values and _typed(self.value_serde) else self.value_serde)
         return Stream(self._builder, node, ks, vs, self.key_changed if key_changed is None else key_changed)
