@@ -77,7 +77,7 @@ async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: 
             if records:
                 _write(restorer, records, end)
             now = time.monotonic()
-            if on_progress is not None:
+            if on_progress is not None and restorer.position < end:  # the finished state is reported once, below
                 on_progress(store.name, tp.partition, restorer.progress(end))
             if now - last_report >= progress_every_s:
                 last_report = now
