@@ -177,6 +177,9 @@ def resolve(serde: SerdeLike, default: str) -> Serde:
             return _NAMED[serde]()
         except KeyError:
             raise ValueError(f"unknown serde {serde!r}; choose one of {sorted(_NAMED)} or pass an object") from None
+    if isinstance(serde, type):
+        # The class has serialize and deserialize too, as functions without self: every record would fail.
+        raise TypeError(f"{serde.__name__} is a serde class; pass an instance, e.g. {serde.__name__}()")
     if isinstance(serde, Serde):
         return serde
     raise TypeError(f"a serde needs serialize() and deserialize(), got {serde!r}")

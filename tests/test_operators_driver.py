@@ -7,7 +7,7 @@ import gc
 import pytest
 
 from streams import App, TopologyError
-from streams.serdes import resolve
+from streams.serdes import IntSerde, JsonSerde, StrSerde, resolve
 from streams.testing import TestDriver
 
 
@@ -181,3 +181,19 @@ def test_closing_the_driver_ends_an_agent_that_raised_before(caplog):
     gc.collect()
     assert ended == [True, True]  # the restarted run was cancelled and finished
     assert not [r for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
+
+
+def test_a_serde_class_where_an_instance_belongs_is_refused_when_the_topology_is_built():
+    """JsonSerde has serialize and deserialize as plain functions: accepted, it failed on every record."""
+    app = make_app()
+    with pytest.raises(TypeError, match=r"JsonSerde is a serde class; pass an instance, e\.g\. JsonSerde\(\)"):
+        app.stream("in", value_serde=JsonSerde)
+    stream = app.stream("in")
+    with pytest.raises(TypeError, match="StrSerde is a serde class"):
+        stream.to("out", key_serde=StrSerde)
+    with pytest.raises(TypeError, match="IntSerde is a serde class"):
+        app.table("t", value_serde=IntSerde)
+    stream.to("out", value_serde=JsonSerde())
+    with TestDriver(app) as driver:
+        driver.pipe_input("in", "a", {"n": 1})
+        assert driver.read_key_values("out") == [("a", {"n": 1})]
