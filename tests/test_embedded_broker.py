@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import pathlib
+import stat
 import subprocess
 import sys
 import textwrap
@@ -140,6 +143,35 @@ async def test_local_broker_survives_a_restart(local_url):
     assert b"never-committed" not in [r.value for r in committed], "an unfinished transaction is aborted on reopen"
     assert await admin.list_offsets([p0, p1, table], "latest") == {p0: 5, p1: 3, table: 2}
     assert await send(again, [record("events", 0, b"next")]) == {p0: 5}, "offsets go on where they stopped"
+
+
+def modes(root) -> dict[str, int]:
+    """Permission bits of root and everything below it, by path relative to root's parent."""
+    found = {root.name: stat.S_IMODE(root.stat().st_mode)}
+    for path in root.rglob("*"):
+        found[str(path.relative_to(root.parent))] = stat.S_IMODE(path.stat().st_mode)
+    return found
+
+
+async def test_local_broker_files_are_private_and_a_deleted_database_is_logged(local_url, caplog):
+    caplog.set_level(logging.INFO, logger="streams.transport.embedded.sqlite")
+    transport = await setup(local_url, TopicSpec("events", 1))
+    await send(transport, [record("events", 0, b"secret", b"k")])
+    directory = pathlib.Path(local_url[len("local://"):])
+    found = modes(directory)
+    assert {"broker", "broker/streams.db", "broker/streams.db-wal", "broker/broker.lock"} <= set(found)
+    assert found == {path: 0o700 if path == "broker" else 0o600 for path in found}
+    assert "no streams.db yet; starting an empty broker" in caplog.text
+    assert os.umask(0o022) == 0o022, "the umask is restored"
+
+    close_broker(local_url)
+    for name in ("streams.db", "streams.db-wal", "streams.db-shm"):
+        (directory / name).unlink(missing_ok=True)
+    caplog.clear()
+    admin = await started(EmbeddedTransport(local_url).admin())
+    assert (await admin.describe_topics(["events"]))["events"] is None
+    [line] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "streams.db is missing (deleted?); starting an EMPTY broker" in line.getMessage()
 
 
 async def test_local_broker_in_another_process(local_url, tmp_path):
