@@ -30,7 +30,16 @@ from streams.schema_registry import (
 )
 from streams.serdes import BytesSerde, FloatSerde, IntSerde, JsonSerde, Serde, StrSerde
 from streams.testing import TestDriver
-from streams.windows import Hopping, JoinWindows, Session, Sliding, Tumbling, Windowed, WindowedSerde
+from streams.windows import (
+    Hopping,
+    JoinWindows,
+    Session,
+    Sliding,
+    Tumbling,
+    Windowed,
+    WindowedJsonSerde,
+    WindowedSerde,
+)
 
 __all__ = [
     "AgentTable",
@@ -69,6 +78,7 @@ __all__ = [
     "TopologyError",
     "Tumbling",
     "Windowed",
+    "WindowedJsonSerde",
     "WindowedSerde",
     "WindowedStream",
     "WindowedTable",

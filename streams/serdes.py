@@ -16,6 +16,10 @@ a topic, because a schema-registry serde names its subject after the topic.
 check() is called once when a worker starts and raises if the serde cannot work
 (its registry is down), so that the worker stops at once and says why.
 
+A key serde may offer partition(key_bytes, partitions) -> int too: sinks then
+place records with it instead of hashing the whole key (windowed keys are placed
+by their inner key).
+
 A model type (dataclass, msgspec.Struct, pydantic model) given as key_type or
 value_type makes the JSON serde a ModelSerde of that type (streams/models.py),
 and a schema-registry serde one that derives its schema from the type.

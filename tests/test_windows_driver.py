@@ -4,19 +4,23 @@ queries, validation, and a restart over RocksDB stores (pure, no broker)."""
 from __future__ import annotations
 
 import logging
+import struct
 from datetime import timedelta
 
 import pytest
 
 from streams import App
+from streams.compiler.compile import plan_tasks
+from streams.partitioner import partition_for
 from streams.runtime.stores import TaskStore
+from streams.task.errors_policy import ErrorPolicy
 from streams.task.task import Task
 from streams.testing import TestDriver
 from streams.transport.base import RawRecord, TopicPartition
-from streams.windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedSerde
+from streams.windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedJsonSerde, WindowedSerde
 from streams.windows.store import INDEX, WINDOWS
 
-W = WindowedSerde("str")
+W = WindowedJsonSerde()
 
 
 def make_app() -> App:
@@ -271,13 +275,42 @@ def test_queries_separate_keys_that_prefix_each_other():
         app.store(table.store_name).fetch("a")
 
 
-def test_windowed_serde_round_trip():
-    serde = WindowedSerde("int")
-    key = Windowed(42, -5, 10)
-    assert serde.deserialize(serde.serialize(key)) == key
-    assert serde.serialize(None) is None and serde.deserialize(None) is None
-    with pytest.raises(TypeError):
-        serde.serialize(42)
+def test_windowed_serdes_round_trip():
+    for serde, key in ((WindowedSerde("int"), Windowed(42, -5, 10)), (WindowedJsonSerde(), Windowed("a", 0, 10)),
+                       (WindowedJsonSerde("json"), Windowed({"user": [1, "x"]}, 5, 9))):
+        assert serde.deserialize(serde.serialize(key)) == key
+        assert serde.serialize(None) is None and serde.deserialize(None) is None
+        with pytest.raises(TypeError):
+            serde.serialize(42)
+    with pytest.raises(TypeError, match="cannot be written as JSON.*WindowedSerde"):
+        WindowedJsonSerde("bytes").serialize(Windowed(b"raw", 0, 10))
+
+
+def test_windowed_results_are_json_keys_partitioned_by_the_inner_key():
+    """They were the inner key's bytes plus two int64s, and hashed whole: a key's windows scattered."""
+    app = make_app()
+    counts = app.stream("in").group_by_key().window(Tumbling(10)).count()
+    counts.to("out")
+    counts.to("binary", key_serde=WindowedSerde("str"))
+    plan = plan_tasks(app.topology(), {"in": 1})
+    counts_by_topic = {**plan.partition_counts, "out": 4, "binary": 4}
+    task = Task(plan.tasks["0_0"], "wunit", counts_by_topic, ErrorPolicy("dlq", "wunit-dlq"),
+                stores={s.name: TaskStore(s, 0, None) for s in plan.tasks["0_0"].subtopology.stores})
+    keys = ["ada", "bob", "cy", "dee", "eve", "fay"]
+    task.process({TopicPartition("in", 0): [RawRecord("in", 0, i, ts, key.encode(), b"1", ())
+                                            for i, (key, ts) in enumerate((k, t) for t in (1, 15, 27) for k in keys)]})
+    output = task.take_output()
+    json_keys = [(r.key, r.partition) for r in output if r.topic == "out"]
+    assert json_keys[:2] == [(b'{"key":"ada","start":0,"end":10}', partition_for(b"ada", 4)),
+                             (b'{"key":"bob","start":0,"end":10}', partition_for(b"bob", 4))]
+    binary = [(r.key, r.partition) for r in output if r.topic == "binary"]
+    assert binary[0] == (b"ada" + struct.pack(">qq", 0, 10), partition_for(b"ada", 4))
+    for written in (json_keys, binary):
+        assert len(written) == 18
+        for key in keys:
+            windows = [p for k, p in written if (k.startswith(key.encode()) or f'"{key}"'.encode() in k)]
+            assert windows == [partition_for(key.encode(), 4)] * 3, key
+    assert len({p for _k, p in json_keys}) > 1
 
 
 def test_group_by_repartitions_before_windowing():

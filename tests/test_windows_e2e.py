@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from streams import App
-from streams.windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedSerde
+from streams.windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedJsonSerde
 from tests.conftest import create_topics, unique_name
 from tests.kafka_helpers import FAST_GROUP, produce, read_topic, running, wait_for
 
@@ -20,7 +20,7 @@ from tests.kafka_helpers import FAST_GROUP, produce, read_topic, running, wait_f
 # A multiple of every window size used here.
 REPO = Path(__file__).resolve().parent.parent
 BASE = time.time_ns() // 1_000_000 // 600_000 * 600_000 - 600_000
-W = WindowedSerde("str")
+W = WindowedJsonSerde()
 
 
 def make_app(brokers: str, state_dir, app_id: str | None = None) -> App:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from streams import App
 from streams.testing import TestDriver
-from streams.windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedSerde
+from streams.windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedJsonSerde
 
 KEYS = ("a", "b", "c")
 
@@ -186,7 +186,7 @@ def run_both(window, records, final, extra_retention):
     table = windowed.aggregate(list, collect, name="w", merger=merge, emit="final" if final else "update",
                                retention=retention)
     table.to_stream().to("out")
-    serde = WindowedSerde("str")
+    serde = WindowedJsonSerde()
     with TestDriver(app) as driver:
         for rid, (key, ts) in enumerate(records):
             expected = model.step(key, ts, rid)

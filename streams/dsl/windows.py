@@ -15,7 +15,7 @@ from streams.serdes import Serde, SerdeLike, bind, resolve
 from streams.state.spec import StoreSpec
 from streams.windows.definitions import Duration, WindowDefinition, to_ms
 from streams.windows.query import WindowStoreView
-from streams.windows.serde import WindowedSerde
+from streams.windows.serde import WindowedJsonSerde
 
 if TYPE_CHECKING:
     from streams.dsl.stream import GroupedStream
@@ -111,14 +111,18 @@ class WindowedStream:
 
 
 class WindowedTable:
-    """Per-key, per-window aggregates; the key of each row is Windowed(key, start, end)."""
+    """Per-key, per-window aggregates; the key of each row is Windowed(key, start, end).
+
+    Results leave with WindowedJsonSerde keys, {"key", "start", "end"}, placed in
+    the partition of the inner key (docs/windows.md).
+    """
 
     def __init__(self, builder: TopologyBuilder, node: Node, store_name: str, key_serde: Serde,
                  value_serde: Serde, window: WindowDefinition) -> None:
         self._builder = builder
         self._node = node
         self.store_name = store_name
-        self.key_serde = WindowedSerde(key_serde)
+        self.key_serde = WindowedJsonSerde(key_serde)
         self.value_serde = value_serde
         self.window = window
 
@@ -128,5 +132,6 @@ class WindowedTable:
 
     def to(self, topic: str, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
            name: str | None = None) -> None:
-        """Write the results to a topic; keys by default are WindowedSerde bytes (key, start, end)."""
+        """Write the results to a topic; keys by default are JSON {"key", "start", "end"}, or pass
+        key_serde=WindowedSerde(inner) for the inner key's bytes followed by start and end."""
         self.to_stream().to(topic, key_serde=key_serde, value_serde=value_serde, name=name)

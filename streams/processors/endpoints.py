@@ -79,7 +79,12 @@ class Source(Processor):
 
 
 class Sink(Processor):
-    """Serializes records into the task's output, to a fixed topic or one chosen per record."""
+    """Serializes records into the task's output, to a fixed topic or one chosen per record.
+
+    Records are placed by the partitioner given, else by the key serde's own
+    partition(key_bytes, partitions) if it has one (windowed keys go by their inner
+    key), else by the hash of the key bytes.
+    """
 
     def __init__(self, name: str, topic: str | TopicChooser, key_serde: Serde, value_serde: Serde,
                  partitioner: Callable[[bytes | None, int], int] | None = None) -> None:
@@ -87,7 +92,7 @@ class Sink(Processor):
         self.topic = topic
         self.key_serde = key_serde
         self.value_serde = value_serde
-        self.partitioner = partitioner
+        self.partitioner = partitioner or getattr(key_serde, "partition", None)
 
     def process(self, batch: list[Record]) -> None:
         if isinstance(self.topic, str):
