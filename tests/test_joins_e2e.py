@@ -8,9 +8,11 @@ import shutil
 import time
 from collections import Counter
 
+import orjson
 import pytest
 
-from streams import App, TopologyError
+from streams import App, TestDriver, TopologyError
+from streams.transport.kafka import KafkaTransport
 from streams.windows import JoinWindows
 from tests.conftest import create_topics, unique_name
 from tests.kafka_helpers import FAST_GROUP, decoded, produce, read_topic, running, wait_for
@@ -224,3 +226,60 @@ async def test_a_backlog_read_in_small_polls_joins_in_timestamp_order(brokers, t
         late = worker.metrics.get("late_records")
     assert late == 0
     assert sorted(decoded(got)) == sorted((f"o{i}", [f"order{i}", f"pay{i}"]) for i in range(n))
+
+
+def lookup_app(brokers: str, state_dir, app_id: str, t: dict) -> App:
+    app = make_app(brokers, state_dir, app_id)
+    customers = app.table(t["customers"], name="customers")
+    products = app.global_table(t["products"], name="products")
+    orders = app.stream(t["orders"])
+    orders.left_join(customers, pair, name="by-customer").to(t["out"])
+    orders.left_join(products, lambda key, o: key, pair, name="by-product").to(t["priced"])
+    return app
+
+
+async def test_an_unreadable_table_row_goes_to_the_dlq_once_and_never_into_the_store(brokers, tmp_path):
+    """A row that is not JSON was restored into the table as raw bytes: every later order with its key
+    went to the DLQ, blamed on the join, instead of joining with no row as in the TestDriver."""
+    t = {n: unique_name(n) for n in ("customers", "products", "orders", "out", "priced")}
+    await create_topics(brokers, {t["customers"]: 1, t["products"]: 1}, COMPACT)
+    await create_topics(brokers, {t["orders"]: 1, t["out"]: 1, t["priced"]: 1})
+    app_id = unique_name("unreadable")
+    rows = [("c1", {"name": "Ann"}), ("c2", b"{not json"), ("c3", {"name": "Cy"})]
+    await produce(brokers, t["customers"], rows)
+    products = [("c1", b"3"), ("c2", b"\xff"), ("c3", b"4")]
+    await produce(brokers, t["products"], products)
+    orders = [(c, n) for n, c in enumerate(("c1", "c2", "c3"))]
+    await produce(brokers, t["orders"], orders)
+    async with running(lookup_app(brokers, tmp_path / "a", app_id, t)):
+        out = await read_topic(brokers, t["out"], expected=3)
+        priced = await read_topic(brokers, t["priced"], expected=3)
+    expected = [("c1", [0, {"name": "Ann"}]), ("c2", [1, None]), ("c3", [2, {"name": "Cy"}])]
+    assert decoded(out) == expected
+    assert decoded(priced) == [("c1", [0, 3]), ("c2", [1, None]), ("c3", [2, 4])]
+
+    # A fresh state dir, as on a machine the task moves to: the table is restored from its topic.
+    await produce(brokers, t["orders"], [("c2", 3), ("c1", 4)])
+    app = lookup_app(brokers, tmp_path / "b", app_id, t)
+    async with running(app) as worker:
+        more = await read_topic(brokers, t["out"], expected=5)
+        assert sorted(dict(app.store("customers").items())) == ["c1", "c3"]
+        assert sorted(dict(app.store("products").items())) == ["c1", "c3"]
+    assert sum(r.restored for r in worker.restore_results if r.store == "customers") == 2
+    assert decoded(more)[3:] == [("c2", [3, None]), ("c1", [4, {"name": "Ann"}])]
+    transport = KafkaTransport(brokers)
+    dead = await read_all(transport, f"{app_id}-dlq")
+    assert dead == [(b"c2", b"{not json")], "the bad row once, from the table's source; no order"
+
+    driver_app = lookup_app(brokers, tmp_path / "driver", app_id, t)
+    with TestDriver(driver_app) as driver:
+        for key, value in rows:
+            driver.pipe_raw(t["customers"], key.encode(), value if isinstance(value, bytes) else orjson.dumps(value))
+        for key, value in products:
+            driver.pipe_raw(t["products"], key.encode(), value)
+        for key, value in orders:
+            driver.pipe_input(t["orders"], key, value)
+        assert driver.read_key_values(t["out"]) == expected
+        assert driver.read_key_values(t["priced"]) == decoded(priced)
+        assert [(r.key, r.value) for r in driver.read_output(f"{app_id}-dlq", value_serde="bytes")] == [
+            ("c2", b"{not json")]

@@ -75,7 +75,7 @@ async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: 
             batches = await consumer.poll(200, POLL_RECORDS)
             records = batches.get(tp)
             if records:
-                _write(restorer, records, end)
+                write_records(restorer, store, records, end)
             now = time.monotonic()
             if on_progress is not None and restorer.position < end:  # the finished state is reported once, below
                 on_progress(store.name, tp.partition, restorer.progress(end))
@@ -100,12 +100,17 @@ async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: 
     return result
 
 
-def _write(restorer: StoreRestorer, records: list[RawRecord], end: int) -> None:
-    """Write polled records in the restorer's batch size, each batch with its checkpoint."""
-    if records[-1].offset >= end:  # only records before the end offset read at the start belong to this restore
+def write_records(restorer: StoreRestorer, store: TaskStore, records: list[RawRecord], end: int | None = None) -> None:
+    """Write polled changelog records in the restorer's batch size, each batch with its checkpoint.
+
+    Only the records the store takes are written (TaskStore.restorable), but the
+    checkpoint moves past every record read.
+    """
+    if end is not None and records[-1].offset >= end:  # records past the end read at the start are not ours
         records = [r for r in records if r.offset < end]
     size = restorer.batch_size
     for first in range(0, len(records), size):
         chunk = records[first:first + size]
         if chunk:
-            restorer.write(map(_key_value, chunk), chunk[-1].offset + 1, len(chunk))
+            rows = store.restorable(chunk)
+            restorer.write(map(_key_value, rows), chunk[-1].offset + 1, len(rows))
