@@ -17,7 +17,8 @@ from streams import App
 from streams.compiler.compile import plan_tasks
 from streams.serdes import resolve
 from streams.task.errors_policy import ErrorPolicy
-from streams.task.task import CHUNK_RECORDS, Task
+from streams.task.ordering import CHUNK_RECORDS
+from streams.task.task import Task
 from streams.transport.base import RawRecord, TopicPartition
 
 NOW = int(time.time() * 1000)

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams import App, TopologyError
+from streams import App, Record, TopologyError
 from streams.runtime.stores import TaskStore
-from streams.task.ordering import OrderedInputs
+from streams.task.ordering import TaskInputs
 from streams.task.task import Task
 from streams.testing import TestDriver
 from streams.transport.base import RawRecord, TopicPartition
@@ -479,18 +479,24 @@ def raw_at(topic: str, offset: int, ts: int, key: bytes = b"k", value: bytes = b
     return RawRecord(topic, 0, offset, ts, key, value, ())
 
 
+def as_records(tp: TopicPartition, raws: list[RawRecord]) -> list[Record]:
+    return [Record(r.key, r.value, r.timestamp, r.headers, r) for r in raws]
+
+
 def test_ordered_inputs_hold_records_back_while_a_partition_is_dry():
     left, right = TopicPartition("left", 0), TopicPartition("right", 0)
-    inputs = OrderedInputs([left, right], max_idle_ms=500)
-    inputs.add({left: [raw_at("left", n, ts) for n, ts in enumerate((1, 2, 7))]})
-    assert inputs.take(1_000) == [] and inputs.pending  # right may still deliver older records
-    inputs.add({right: [raw_at("right", 0, 3)]})
-    runs = inputs.take(1_100)
-    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws in runs] == [("left", [1, 2]), ("right", [3])]
-    assert inputs.take(1_500) == []  # right ran dry again: left@7 waits, from 1_100 on
-    runs = inputs.take(1_600)
-    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws in runs] == [("left", [7])]
-    assert not inputs.pending
+    inputs = TaskInputs([left, right], as_records, hold=True, max_idle_ms=500)
+    inputs.add(left, [raw_at("left", n, ts) for n, ts in enumerate((1, 2, 7))])
+    assert list(inputs.take(1_000)) == [] and inputs.pending  # right may still deliver older records
+    assert inputs.position(left) == 0
+    inputs.add(right, [raw_at("right", 0, 3)])
+    runs = list(inputs.take(1_100))
+    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws, _span in runs] == [("left", [1, 2]), ("right", [3])]
+    assert inputs.advanced() == {left: 2, right: 1}
+    assert list(inputs.take(1_500)) == []  # right ran dry again: left@7 waits, from 1_100 on
+    runs = list(inputs.take(1_600))
+    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws, _span in runs] == [("left", [7])]
+    assert not inputs.pending and inputs.advanced() == {left: 3}
 
 
 def test_a_task_keeps_two_inputs_in_timestamp_order_across_polls():

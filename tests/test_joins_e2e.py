@@ -283,3 +283,45 @@ async def test_an_unreadable_table_row_goes_to_the_dlq_once_and_never_into_the_s
         assert driver.read_key_values(t["priced"]) == decoded(priced)
         assert [(r.key, r.value) for r in driver.read_output(f"{app_id}-dlq", value_serde="bytes")] == [
             ("c2", b"{not json")]
+
+
+def extracted_time_app(brokers: str, state_dir, t: dict) -> App:
+    app = make_app(brokers, state_dir)
+
+    def event_time(key, value, raw):
+        return value["ts"]
+
+    orders = app.stream(t["orders"], timestamp_extractor=event_time)
+    payments = app.stream(t["payments"], timestamp_extractor=event_time)
+    orders.join(payments, pair, window=JoinWindows(before=0, after=1000)).to(t["out"])
+    return app
+
+
+async def test_inputs_are_ordered_by_the_extracted_event_time_not_the_kafka_timestamp(brokers, tmp_path):
+    """Both inputs produced now, orders first: ordered by Kafka timestamp, every order ran before every
+    payment, and 99 of 100 payments were late (a payment's window closes at its own time here)."""
+    t = {n: unique_name(n) for n in ("orders", "payments", "out")}
+    await create_topics(brokers, {t["orders"]: 1, t["payments"]: 1, t["out"]: 1})
+    n = 100
+    await produce(brokers, t["orders"], [(f"o{i}", {"ts": i * 100}) for i in range(n)])
+    await produce(brokers, t["payments"], [(f"o{i}", {"ts": i * 100 + 50}) for i in range(n)])
+    app = extracted_time_app(brokers, tmp_path, t)
+    async with running(app) as worker:
+        out = await read_topic(brokers, t["out"], expected=n)
+        late = worker.metrics.get("late_records")
+    assert late == 0
+    assert len(out) == n and [r.timestamp for r in out] == [i * 100 + 50 for i in range(n)]
+    assert decoded(out) == [(f"o{i}", [{"ts": i * 100}, {"ts": i * 100 + 50}]) for i in range(n)]
+
+    # The TestDriver agrees once it gets the backlog as a worker does, in one batch (Kafka timestamps as
+    # the producer set them: orders first).
+    produced = [r.timestamp for r in await read_topic(brokers, t["orders"], expected=n)]
+    produced += [r.timestamp for r in await read_topic(brokers, t["payments"], expected=n)]
+    with TestDriver(extracted_time_app(brokers, tmp_path / "driver", t)) as driver:
+        with driver.batch():
+            for i in range(n):
+                driver.pipe_input(t["orders"], f"o{i}", {"ts": i * 100}, timestamp=produced[i])
+            for i in range(n):
+                driver.pipe_input(t["payments"], f"o{i}", {"ts": i * 100 + 50}, timestamp=produced[n + i])
+        assert driver.read_key_values(t["out"]) == decoded(out)
+        assert driver.tasks["0_0"].metrics.get("late_records") == 0

@@ -428,7 +428,7 @@ class Worker:
 
     def _holding(self) -> list[str]:
         """Tasks holding input records back to keep their partitions in timestamp order."""
-        return [task_id for task_id, task in self.tasks.items() if task.inputs is not None and task.inputs.pending]
+        return [task_id for task_id, task in self.tasks.items() if task.inputs.pending]
 
     async def _punctuate(self) -> None:
         """Give processors wall-clock time (windows close idle partitions) and send what they emit."""
