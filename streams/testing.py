@@ -32,6 +32,7 @@ from streams.state.global_store import GLOBAL_KIND, GlobalStore, TaskGlobalStore
 from streams.state.memory import InMemoryStore
 from streams.state.query import StoreView, store_view
 from streams.task.errors_policy import ErrorPolicy
+from streams.task.ordering import in_send_order, process_poll
 from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
 from streams.transport.embedded import close_broker
@@ -112,7 +113,8 @@ class TestDriver:
         """Deliver the records piped inside the block together, as one poll of a worker catching up.
 
         Nothing runs until the block ends.  Then each task gets its partitions'
-        records as one batch, ordered by event time across its partitions, as in
+        records as one batch, ordered by event time across its partitions, and
+        what the tasks write to repartition topics is merged by event time, as in
         a worker: a topology whose results depend on pipe order (for example on
         records of one topic being piped before the older records of another)
         shows it here.  What the batch writes to repartition topics forms the next
@@ -138,16 +140,16 @@ class TestDriver:
                 work.setdefault(self.plan.task_of[TopicPartition(out.topic, out.partition)], {}).setdefault(
                     TopicPartition(out.topic, out.partition), []).append(raw)
         tasks = [(self.tasks[task_id], batches) for task_id, batches in work.items()]
-        outputs = []
-        for task, batches in tasks:
-            task.process(batches)
+        outputs = process_poll(tasks)
+        for task, _batches in tasks:
             if task.agents:
                 self._loop.run_until_complete(task.drain_agents())
-            outputs.extend(task.take_output())
+            if task.agents or task.unplaced:
+                outputs.append((task, self._take_output(task)))
             task.changelog_output()
             task.checkpoint_stores({})
         following = []
-        for out in outputs:
+        for out in in_send_order(outputs):
             if self.plan.task_of.get(TopicPartition(out.topic, out.partition)) is None:
                 self._route(out)
             else:

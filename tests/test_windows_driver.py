@@ -3,6 +3,7 @@ queries, validation, and a restart over RocksDB stores (pure, no broker)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 from datetime import timedelta
@@ -353,3 +354,28 @@ def test_restart_over_rocksdb_keeps_open_windows_and_stream_time(tmp_path):
         assert feed(task, [("c", 125)], 5) == [(Windowed("b", 105, 105), 1)]
         assert feed(task, [("c", 126)], 6) == [(Windowed("a", 100, 115), 3)]
         task.close()
+
+
+def test_a_batch_runs_the_tasks_of_a_regrouping_interleaved_by_event_time():
+    """A worker reading a backlog gets each partition's records in one batch.  Run task by task, the
+    repartition topic received partition 0's whole time range before partition 1's."""
+    def regrouped() -> App:
+        app = make_app()
+        app.stream("in").group_by(lambda key, visit: visit["user"], name="by-user").window(
+            Tumbling(10_000, grace=2_000)).count(name="visits", retention=3_600_000)
+        return app
+
+    visits = [(f"k{i}", {"user": f"u{i % 5}"}, i * 200, i % 2) for i in range(600)]  # 2 minutes, in order
+    for batched in (True, False):
+        with TestDriver(regrouped(), partitions={"in": 2}) as driver:
+            with driver.batch() if batched else contextlib.nullcontext():
+                for partition in (0, 1):  # as one poll holds them: partition by partition
+                    for key, value, ts, p in visits:
+                        if p == partition:
+                            driver.pipe_input("in", key, value, timestamp=ts, partition=p)
+            late = sum(task.metrics.get("late_records") for task in driver.tasks.values())
+            counted = sum(count for _window, count in driver.store("visits").fetch_all())
+        if batched:
+            assert (late, counted) == (0, 600)
+        else:  # one record at a time, in pipe order: what the worker did with a whole poll
+            assert late > 250 and counted == 600 - late

@@ -48,6 +48,7 @@ from streams.serdes import check_serdes
 from streams.state.global_store import TaskGlobalStore, global_specs
 from streams.state.rocksdb import RocksDBConfig
 from streams.task.errors_policy import ErrorPolicy
+from streams.task.ordering import in_send_order, process_poll
 from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition, TopicSpec
 
@@ -409,22 +410,22 @@ class Worker:
                 await self.standbys.poll()
 
     async def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
+        """Run a poll through its tasks; what they write to repartition topics goes out merged by event time
+        (streams/task/ordering.py)."""
         by_task: dict[str, dict[TopicPartition, list[RawRecord]]] = defaultdict(dict)
         task_of = self.plan.task_of
         for tp, raws in batches.items():
             by_task[task_of[tp]][tp] = raws
         for task_id in self._holding():
             by_task.setdefault(task_id, {})  # records held back for timestamp order may be due now
-        processed = []
-        for task_id, task_batches in by_task.items():
-            task = self.tasks.get(task_id)
-            if task is None:
-                continue
-            task.process(task_batches)
+        work = [(task, task_batches) for task_id, task_batches in by_task.items()
+                if (task := self.tasks.get(task_id)) is not None]
+        outputs = process_poll(work)
+        for task, _batches in work:
             if task.agents:
                 await task.drain_agents()
-            processed.append(task)
-        await self._send_output(processed)
+                outputs.append((task, task.take_output()))
+        await self._send_output(outputs)
 
     def _holding(self) -> list[str]:
         """Tasks holding input records back to keep their partitions in timestamp order."""
@@ -432,30 +433,36 @@ class Worker:
 
     async def _punctuate(self) -> None:
         """Give processors wall-clock time (windows close idle partitions) and send what they emit."""
-        tasks = list(self.tasks.values())
-        for task in tasks:
+        outputs = []
+        for task in list(self.tasks.values()):
             task.punctuate()
-        await self._send_output(tasks)
+            outputs.append((task, task.take_output()))
+        await self._send_output(outputs)
 
-    async def _send_output(self, tasks: list[Task]) -> None:
-        """Queue the tasks' output: all on the shared producer, or each in its task's transaction."""
+    async def _send_output(self, outputs: list[tuple[Task, list[OutRecord]]]) -> None:
+        """Queue the tasks' output: all on the shared producer, repartitioned records merged by event time
+        (streams/task/ordering.py), or each task's in its transaction."""
+        tasks = list(dict.fromkeys(task for task, _output in outputs))
         unknown = {topic for task in tasks if task.unplaced for topic in task.unplaced_topics()}
         if unknown:
             if unknown - self.partition_counts.keys():
                 await self._learn_partitions(unknown - self.partition_counts.keys())
             for task in tasks:
-                task.place_unplaced()
+                if task.unplaced:
+                    task.place_unplaced()
+                    outputs.append((task, task.take_output()))
         if self.transactions is not None:
-            await asyncio.gather(*(self._send_in_transaction(task) for task in tasks))
+            by_task: dict[Task, list[OutRecord]] = {}
+            for task, output in outputs:
+                if output:
+                    by_task.setdefault(task, []).extend(output)
+            await asyncio.gather(*(self._send_in_transaction(task, output) for task, output in by_task.items()))
             return
-        outputs = [record for task in tasks for record in task.take_output()]
-        if outputs:
-            await self.producer.send_many(outputs)
+        records = in_send_order(outputs)
+        if records:
+            await self.producer.send_many(records)
 
-    async def _send_in_transaction(self, task: Task) -> None:
-        output = task.take_output()
-        if not output:
-            return
+    async def _send_in_transaction(self, task: Task, output: list[OutRecord]) -> None:
         try:
             await self.transactions.by_task[task.task_id].send_many(output)
         except TaskFencedError:

@@ -1,4 +1,4 @@
-"""Event-time order across the partitions of a task.
+"""Event-time order across the partitions of a task, and across the tasks of a poll.
 
 A task's partitions deliver their records in offset order, each in its own
 event-time order; whoever consumes the task's output sees them interleaved in
@@ -6,14 +6,17 @@ the order the task processes them.  Processing all of one partition's batch
 before the next one's hands a downstream operator one partition's whole time
 range, then the next one's, and everything after the first looks late:
 
-TaskInputs releases a task's records in event-time order across its
-partitions.  A windowed stream-stream join advances one stream time with
-records of both inputs, so its task orders them exactly and also *holds*
-records back while one of its partitions has none buffered: that partition may
-deliver an older record next (a poll may bring many records of one input and
-none of the other, typically while catching up on a backlog).  After
-max_idle_ms of waiting the buffered records go anyway, the dry partition being
-taken as idle.
+- Within a task, TaskInputs releases records in event-time order across its
+  partitions.  A windowed stream-stream join advances one stream time with
+  records of both inputs, so its task orders them exactly and also *holds*
+  records back while one of its partitions has none buffered: that partition
+  may deliver an older record next (a poll may bring many records of one input
+  and none of the other, typically while catching up on a backlog).  After
+  max_idle_ms of waiting the buffered records go anyway, the dry partition
+  being taken as idle.
+- Across tasks, what the tasks of a poll write to repartition topics is merged
+  by event time before it is sent (in_send_order), so the tasks downstream get
+  every upstream task's records nearly in event-time order.
 
 Times are event times, as the sources read them (the timestamp extractor's, if
 the stream has one), not the Kafka timestamps of the raw records.  So records
@@ -23,10 +26,15 @@ chunk at a time, just ahead of where it releases records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
+from streams.gcpause import gc_paused
 from streams.record import Record
-from streams.transport.base import RawRecord, TopicPartition
+from streams.transport.base import OutRecord, RawRecord, TopicPartition
+
+if TYPE_CHECKING:
+    from streams.task.task import Task
 
 Run = tuple[TopicPartition, list[Record], list[RawRecord] | None]
 Reader = Callable[[TopicPartition, list[RawRecord]], list[Record]]
@@ -212,3 +220,50 @@ class TaskInputs:
 
 def _time(head: tuple[int, TopicPartition, _Partition]) -> int:
     return head[0]
+
+
+def process_poll(work: Sequence[tuple[Task, Mapping[TopicPartition, list[RawRecord]]]]
+                 ) -> list[tuple[Task, list[OutRecord]]]:
+    """Run a poll's records through their tasks, each its whole batch; returns each task's output."""
+    outputs = []
+    with gc_paused():
+        for task, batches in work:
+            task.process(batches)
+            outputs.append((task, task.take_output()))
+    return outputs
+
+
+def in_send_order(outputs: Sequence[tuple[Task, list[OutRecord]]]) -> list[OutRecord]:
+    """The tasks' output records in the order to send them on one producer.
+
+    What the tasks write to repartition topics is merged by event time, so that
+    the tasks downstream receive every upstream task's records nearly in
+    event-time order, rather than one task's whole batch after another's (a
+    windowed operator downstream would find most of them late).  A record sorts
+    by the newest time its task's output has reached with it (its running
+    maximum), which never decreases along one task's output: the stable sort
+    interleaves the tasks by their progress and never reorders one task's
+    records (a key's updates stay in order even when their times do not).  The
+    other tasks' output goes first, as it is: records of different partitions
+    have no order in Kafka.
+    """
+    ordered: list = []
+    feeding = []
+    for task, output in outputs:
+        if output:
+            (feeding if task.repartition_topics else ordered).append((task.repartition_topics, output))
+    ordered = [record for _topics, output in ordered for record in output]
+    if len(feeding) < 2:
+        return ordered + [record for _topics, output in feeding for record in output]
+    keys: list[int] = []
+    records: list[OutRecord] = []
+    for topics, output in feeding:
+        newest = -(1 << 63)
+        for record in output:
+            ts = record.timestamp
+            if ts is not None and ts > newest and record.topic in topics:  # not a DLQ record's Kafka time
+                newest = ts
+            keys.append(newest)
+        records.extend(output)
+    ordered.extend([records[i] for i in sorted(range(len(records)), key=keys.__getitem__)])
+    return ordered

@@ -76,6 +76,9 @@ class Task:
         self.time_ordered = any(node.params.get("time_ordered") for node in plan.subtopology.nodes)
         self.inputs = TaskInputs(plan.inputs, self._read, hold=self.time_ordered, max_idle_ms=max_idle_ms,
                                  spans=any(len(readers) > 1 for readers in self.sources.values()))
+        # Topics through which its output feeds other tasks, in the order it is sent (streams/task/ordering.py).
+        self.repartition_topics = frozenset(node.sink_topic for node in plan.subtopology.nodes
+                                            if node.sink_topic and node.internal_topic)
         for processor in self.processors:
             processor.init(self)
 
