@@ -9,6 +9,7 @@ it may change without notice, and examples and docs never import it
 from streams.app import App
 from streams.dsl.agent_table import AgentTable
 from streams.dsl.global_table import GlobalTable
+from streams.dsl.grouped_table import GroupedTable
 from streams.dsl.stream import GroupedStream, Stream
 from streams.dsl.table import Table
 from streams.dsl.topic import Topic
@@ -40,6 +41,7 @@ __all__ = [
     "FloatSerde",
     "GlobalTable",
     "GroupedStream",
+    "GroupedTable",
     "Hopping",
     "IncompatibleSchemaError",
     "IntSerde",

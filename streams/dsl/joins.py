@@ -17,7 +17,8 @@ from streams.dsl.global_table import GlobalTable
 from streams.dsl.stream import Stream
 from streams.processors.joins.stream_stream import StreamJoinSide
 from streams.processors.joins.stream_table import Discard, StreamTableJoin
-from streams.processors.joins.table_table import KINDS, TableJoinSide, TableMaterialize
+from streams.processors.joins.table_table import KINDS, TableJoinSide
+from streams.processors.stateful import TableMaterialize
 from streams.processors.stateless import Passthrough
 from streams.serdes import SerdeLike, resolve
 from streams.state.spec import StoreSpec

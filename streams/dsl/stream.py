@@ -14,7 +14,7 @@ from streams.compiler.topology import Node, TopologyBuilder
 from streams.dsl.topic import Topic, bound_serdes, serdes_for, topic_name
 from streams.processors.api import Processor
 from streams.processors.endpoints import Sink, Source
-from streams.processors.stateful import Aggregate, reducer_as_aggregator
+from streams.processors.stateful import Aggregate, TableMaterialize, reducer_as_aggregator
 from streams.processors.stateless import (
     Filter,
     FlatMap,
@@ -196,6 +196,26 @@ class Stream:
         node = builder.add(Node(node_name, "KSTREAM-PROCESSOR", make, stores=specs), self._node)
         vs = resolve(value_serde, "json") if value_serde is not None else self.value_serde
         return Stream(builder, node, self.key_serde, vs, key_changed=True)
+
+    def to_table(self, name: str | None = None, value_serde: SerdeLike = None) -> Table:
+        """The stream read as a table: each record upserts its key, a None value deletes it.
+
+        The table is kept in the store `name` (changelogged); a stream whose key was
+        changed upstream is repartitioned by its key first, so the table can be joined
+        with others of the same key.
+        """
+        from streams.dsl.table import Table
+
+        builder = self._builder
+        store_name = name or builder.new_name("KSTREAM-TOTABLE-STATE-STORE")
+        keyed = self.repartition(name=store_name) if self.key_changed else self
+        ks = keyed.key_serde
+        vs = resolve(value_serde, "json") if value_serde is not None else keyed.value_serde
+        spec = builder.add_store(StoreSpec(store_name, ks, vs, builder.internal_topic(store_name, "changelog")))
+        node_name = builder.new_name("KSTREAM-TOTABLE")
+        node = builder.add(Node(node_name, "KSTREAM-TOTABLE", lambda: TableMaterialize(node_name, store_name, ks, vs),
+                                stores=(spec,)), keyed._node)
+        return Table(builder, node, store_name, ks, vs)
 
     # -- grouping
 

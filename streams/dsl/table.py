@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.compiler.topology import Node, TopologyBuilder
 from streams.dsl.stream import Stream
@@ -11,6 +11,9 @@ from streams.dsl.topic import Topic
 from streams.processors.api import Processor
 from streams.processors.stateful import TableFilter, TableMapValues
 from streams.serdes import Serde, SerdeLike
+
+if TYPE_CHECKING:
+    from streams.dsl.grouped_table import GroupedTable
 
 
 class Table:
@@ -65,6 +68,14 @@ class Table:
         from streams.dsl.joins import table_join
 
         return table_join(self, other, joiner, "outer", name, value_serde)
+
+    def group_by(self, selector: Callable[[Any, Any], tuple[Any, Any]], key_serde: SerdeLike = None,
+                 value_serde: SerdeLike = None, name: str | None = None) -> GroupedTable:
+        """Re-group rows by selector(key, value) -> (group key, value), through a repartition topic, for
+        aggregate(initializer, adder, subtractor), count() or reduce(adder, subtractor) (docs/state.md)."""
+        from streams.dsl.grouped_table import GroupedTable
+
+        return GroupedTable(self, selector, key_serde, value_serde, name)
 
     def to_stream(self) -> Stream:
         """The stream of this table's updates; a delete arrives as a None value."""
