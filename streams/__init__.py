@@ -11,10 +11,18 @@ from streams.dsl.agent_table import AgentTable
 from streams.dsl.global_table import GlobalTable
 from streams.dsl.grouped_table import GroupedTable
 from streams.dsl.stream import GroupedStream, Stream
+from streams.dsl.suppress import Suppressed, until_time_limit, until_window_closes
 from streams.dsl.table import Table
 from streams.dsl.topic import Topic
 from streams.dsl.windows import WindowedStream, WindowedTable
-from streams.errors import ProcessingError, SerializationError, StreamsError, TopologyError, UnknownTopicError
+from streams.errors import (
+    BufferFullError,
+    ProcessingError,
+    SerializationError,
+    StreamsError,
+    TopologyError,
+    UnknownTopicError,
+)
 from streams.processors.api import Processor, ProcessorContext
 from streams.record import Record
 from streams.running import Run
@@ -37,6 +45,7 @@ __all__ = [
     "AgentTable",
     "App",
     "AvroSerde",
+    "BufferFullError",
     "BytesSerde",
     "FloatSerde",
     "GlobalTable",
@@ -65,6 +74,7 @@ __all__ = [
     "StrSerde",
     "Stream",
     "StreamsError",
+    "Suppressed",
     "Table",
     "TestDriver",
     "Topic",
@@ -76,4 +86,6 @@ __all__ = [
     "WindowedTable",
     "UnknownTopicError",
     "WireFormatError",
+    "until_time_limit",
+    "until_window_closes",
 ]

@@ -14,6 +14,7 @@ from streams.serdes import Serde, SerdeLike
 
 if TYPE_CHECKING:
     from streams.dsl.grouped_table import GroupedTable
+    from streams.dsl.suppress import Suppressed
 
 
 class Table:
@@ -76,6 +77,13 @@ class Table:
         from streams.dsl.grouped_table import GroupedTable
 
         return GroupedTable(self, selector, key_serde, value_serde, name)
+
+    def suppress(self, suppressed: Suppressed, name: str | None = None) -> Table:
+        """Hold updates back per key: until_time_limit(limit, max_records=, max_bytes=, when_full=) (docs/state.md)."""
+        from streams.dsl.suppress import add_suppress
+
+        node = add_suppress(self._builder, self._node, suppressed, name, self.key_serde, self.value_serde, None)
+        return Table(self._builder, node, None, self.key_serde, self.value_serde)
 
     def to_stream(self) -> Stream:
         """The stream of this table's updates; a delete arrives as a None value."""
