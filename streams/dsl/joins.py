@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from streams.dsl.table import Table
 
 Joiner = Callable[[Any, Any], Any]
-_WORD = {"inner": "JOIN", "left": "LEFTJOIN", "outer": "OUTERJOIN"}
+WORD = {"inner": "JOIN", "left": "LEFTJOIN", "outer": "OUTERJOIN"}
 JOIN_STORE_KIND = "join-window"
 
 
@@ -68,7 +68,7 @@ def _no_window(window: JoinWindows | None, what: str) -> None:
 def _stream_table(stream: Stream, table: Table, joiner: Joiner, kind: str, name: str | None,
                   value_serde: SerdeLike) -> Stream:
     builder = stream._builder
-    prefix = f"KSTREAM-{_WORD[kind]}"
+    prefix = f"KSTREAM-{WORD[kind]}"
     join_name = builder.new_name(prefix, name)
     keyed = _keyed(stream, join_name)
     table_node, store_name = materialized(table, f"{join_name}-table")
@@ -82,7 +82,7 @@ def _stream_table(stream: Stream, table: Table, joiner: Joiner, kind: str, name:
 
 def _stream_global(stream: Stream, table: GlobalTable, key_mapper: Callable[[Any, Any], Any], joiner: Joiner,
                    kind: str, name: str | None, value_serde: SerdeLike) -> Stream:
-    prefix = f"KSTREAM-GLOBAL-{_WORD[kind]}"
+    prefix = f"KSTREAM-GLOBAL-{WORD[kind]}"
     ks, vs, store_name, left = table.key_serde, table.value_serde, table.store_name, kind == "left"
 
     def make(node_name: str) -> StreamTableJoin:
@@ -94,7 +94,7 @@ def _stream_global(stream: Stream, table: GlobalTable, key_mapper: Callable[[Any
 def _stream_stream(left: Stream, right: Stream, joiner: Joiner, kind: str, window: JoinWindows, name: str | None,
                    value_serde: SerdeLike) -> Stream:
     builder = left._builder
-    prefix = f"KSTREAM-{_WORD[kind]}"
+    prefix = f"KSTREAM-{WORD[kind]}"
     join_name = builder.new_name(prefix, name)
     same = right is left
     left = _keyed(left, f"{join_name}-left")
@@ -134,7 +134,7 @@ def table_join(left: Table, right: Table, joiner: Joiner, kind: str, name: str |
     if right._builder is not left._builder:
         raise ValueError("a join needs two inputs of the same app")
     builder = left._builder
-    prefix = f"KTABLE-{_WORD[kind]}"
+    prefix = f"KTABLE-{WORD[kind]}"
     join_name = builder.new_name(prefix, name)
     left_node, left_store = materialized(left, f"{join_name}-left")
     right_node, right_store = materialized(right, f"{join_name}-right")

@@ -50,17 +50,27 @@ class Table:
         return self._then("KTABLE-MAPVALUES", lambda n: TableMapValues(n, fn), name)
 
     def join(self, other: Table, joiner: Callable[[Any, Any], Any], name: str | None = None,
-             value_serde: SerdeLike = None) -> Table:
-        """joiner(left_row, right_row) for keys in both tables, updated when either side changes (docs/joins.md)."""
+             value_serde: SerdeLike = None, *, foreign_key: Callable[[Any], Any] | None = None) -> Table:
+        """joiner(left_row, right_row) for keys in both tables, updated when either side changes (docs/joins.md).
+
+        With foreign_key, each row of this table joins the row of `other` whose key is
+        foreign_key(value) instead, and the tables need not be co-partitioned.
+        """
+        from streams.dsl.foreign_key import foreign_key_join
         from streams.dsl.joins import table_join
 
+        if foreign_key is not None:
+            return foreign_key_join(self, other, foreign_key, joiner, "inner", name, value_serde)
         return table_join(self, other, joiner, "inner", name, value_serde)
 
     def left_join(self, other: Table, joiner: Callable[[Any, Any], Any], name: str | None = None,
-                  value_serde: SerdeLike = None) -> Table:
+                  value_serde: SerdeLike = None, *, foreign_key: Callable[[Any], Any] | None = None) -> Table:
         """Like join(), for every key of this table; the right row is None where the other table has none."""
+        from streams.dsl.foreign_key import foreign_key_join
         from streams.dsl.joins import table_join
 
+        if foreign_key is not None:
+            return foreign_key_join(self, other, foreign_key, joiner, "left", name, value_serde)
         return table_join(self, other, joiner, "left", name, value_serde)
 
     def outer_join(self, other: Table, joiner: Callable[[Any, Any], Any], name: str | None = None,
