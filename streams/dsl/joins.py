@@ -16,7 +16,7 @@ from streams.compiler.topology import Node
 from streams.dsl.global_table import GlobalTable
 from streams.dsl.stream import Stream
 from streams.processors.joins.stream_stream import StreamJoinSide
-from streams.processors.joins.stream_table import Discard, StreamTableJoin
+from streams.processors.joins.stream_table import Discard, StreamTableJoin, VersionedLookupJoin
 from streams.processors.joins.table_table import KINDS, TableJoinSide
 from streams.processors.stateful import TableMaterialize
 from streams.processors.stateless import Passthrough
@@ -71,12 +71,34 @@ def _stream_table(stream: Stream, table: Table, joiner: Joiner, kind: str, name:
     prefix = f"KSTREAM-{WORD[kind]}"
     join_name = builder.new_name(prefix, name)
     keyed = _keyed(stream, join_name)
+    ks, vs, left = table.key_serde, table.value_serde, kind == "left"
+    if table.versions_store is not None:
+        return _stream_versioned(stream, keyed, table, joiner, left, join_name, prefix, value_serde)
     table_node, store_name = materialized(table, f"{join_name}-table")
     anchor_name = builder.new_name("KTABLE-LOOKUP", f"{join_name}-lookup")
     anchor = builder.add(Node(anchor_name, "KTABLE-LOOKUP", lambda: Discard(anchor_name)), table_node)
-    ks, vs, left = table.key_serde, table.value_serde, kind == "left"
     node = builder.add(Node(join_name, prefix, lambda: StreamTableJoin(join_name, store_name, ks, vs, joiner, left),
                             params={"copartitioned": True, "table": store_name}), keyed._node, anchor)
+    return Stream(builder, node, keyed.key_serde, resolve(value_serde, "json"))
+
+
+def _stream_versioned(stream: Stream, keyed: Stream, table: Table, joiner: Joiner, left: bool, join_name: str,
+                      prefix: str, value_serde: SerdeLike) -> Stream:
+    """A temporal lookup: the table's row as of each stream record's timestamp.
+
+    The task processes its partitions in timestamp order ("time_ordered"), so table
+    updates up to a stream record's time are in the history when it is looked up.
+    """
+    builder = stream._builder
+    anchor_name = builder.new_name("KTABLE-LOOKUP", f"{join_name}-lookup")
+    anchor = builder.add(Node(anchor_name, "KTABLE-LOOKUP", lambda: Discard(anchor_name)), table._node)
+    ks, vs, versions, retention = table.key_serde, table.value_serde, table.versions_store, table.history_retention
+
+    def make() -> VersionedLookupJoin:
+        return VersionedLookupJoin(join_name, versions, retention, ks, vs, joiner, left)
+
+    node = builder.add(Node(join_name, prefix, make, params={"copartitioned": True, "table": versions,
+                                                              "time_ordered": True}), keyed._node, anchor)
     return Stream(builder, node, keyed.key_serde, resolve(value_serde, "json"))
 
 

@@ -9,8 +9,9 @@ from streams.compiler.topology import Node, TopologyBuilder
 from streams.dsl.stream import Stream
 from streams.dsl.topic import Topic
 from streams.processors.api import Processor
-from streams.processors.stateful import TableFilter, TableMapValues
+from streams.processors.stateful import TableFilter, TableMapValues, VersionedTableSource
 from streams.serdes import Serde, SerdeLike
+from streams.state.spec import StoreSpec
 
 if TYPE_CHECKING:
     from streams.dsl.grouped_table import GroupedTable
@@ -22,16 +23,20 @@ class Table:
 
     store_name names the store that holds it, for app.store(name); tables made
     by filter() or map_values() are computed on the fly and have none until a
-    join materializes them.
+    join materializes them.  A versioned table (app.table(..., versioned=...))
+    also keeps each key's history in versions_store, for history_retention ms.
     """
 
     def __init__(self, builder: TopologyBuilder, node: Node, store_name: str | None,
-                 key_serde: Serde, value_serde: Serde) -> None:
+                 key_serde: Serde, value_serde: Serde, versions_store: str | None = None,
+                 history_retention: int | None = None) -> None:
         self._builder = builder
         self._node = node
         self.store_name = store_name
         self.key_serde = key_serde
         self.value_serde = value_serde
+        self.versions_store = versions_store
+        self.history_retention = history_retention
 
     def _then(self, prefix: str, make: Callable[[str], Processor], name: str | None) -> Table:
         node_name = self._builder.new_name(prefix, name)
@@ -103,3 +108,26 @@ class Table:
            name: str | None = None) -> None:
         """Write every update, deletes as tombstones, to a topic."""
         self.to_stream().to(topic, key_serde=key_serde, value_serde=value_serde, name=name)
+
+
+def versioned_table(builder: TopologyBuilder, source: Node, store_name: str, key_serde: Serde, value_serde: Serde,
+                    retention: int) -> Table:
+    """A table whose updates are kept as versions at their timestamps (docs/state.md, versioned tables).
+
+    The latest values go to the store `store_name`, the history to `<store_name>-versions`;
+    each has its own changelog, since the topic's order is not the versions' order.
+    """
+    from streams.state.versioned import VersionedStoreView
+
+    latest = builder.add_store(StoreSpec(store_name, key_serde, value_serde,
+                                         builder.internal_topic(store_name, "changelog")))
+    versions_name = f"{store_name}-versions"
+    versions = builder.add_store(StoreSpec(versions_name, key_serde, value_serde,
+                                           builder.internal_topic(versions_name, "changelog"), kind="versioned",
+                                           options={"history_retention": retention, "view": VersionedStoreView}))
+    node_name = builder.new_name("KTABLE-SOURCE")
+    node = builder.add(Node(node_name, "KTABLE-SOURCE", lambda: VersionedTableSource(node_name, store_name,
+                                                                                     versions_name, retention,
+                                                                                     key_serde, value_serde),
+                            stores=(latest, versions), params={"history_retention": retention}), source)
+    return Table(builder, node, store_name, key_serde, value_serde, versions_name, retention)
