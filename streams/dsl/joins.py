@@ -18,6 +18,7 @@ from streams.dsl.stream import Stream
 from streams.processors.joins.stream_stream import StreamJoinSide
 from streams.processors.joins.stream_table import Discard, StreamTableJoin, VersionedLookupJoin
 from streams.processors.joins.table_table import KINDS, TableJoinSide
+from streams.processors.joins.wall_clock import WallClockClose
 from streams.processors.stateful import TableMaterialize
 from streams.processors.stateless import Passthrough
 from streams.serdes import SerdeLike, resolve
@@ -33,12 +34,15 @@ JOIN_STORE_KIND = "join-window"
 
 
 def stream_join(stream: Stream, other: Any, fn: Callable, joiner: Joiner | None, kind: str,
-                window: JoinWindows | None, name: str | None, value_serde: SerdeLike) -> Stream:
+                window: JoinWindows | None, name: str | None, value_serde: SerdeLike,
+                close_on_wall_clock: bool = False) -> Stream:
     """stream.join / left_join / outer_join, by the kind of `other`."""
     from streams.dsl.table import Table
 
     if kind not in KINDS:
         raise ValueError(f"join kind must be one of {KINDS}, got {kind!r}")
+    if close_on_wall_clock and not isinstance(other, Stream):
+        raise TypeError("close_on_wall_clock applies to windowed joins of two streams only")
     if getattr(other, "_builder", None) is not stream._builder:
         raise ValueError("a join needs two inputs of the same app")
     if kind == "outer" and isinstance(other, (Table, GlobalTable)):
@@ -56,7 +60,7 @@ def stream_join(stream: Stream, other: Any, fn: Callable, joiner: Joiner | None,
     if isinstance(other, Stream):
         if not isinstance(window, JoinWindows):
             raise TypeError("joining two streams needs window=JoinWindows(before, after, grace)")
-        return _stream_stream(stream, other, fn, kind, window, name, value_serde)
+        return _stream_stream(stream, other, fn, kind, window, name, value_serde, close_on_wall_clock)
     raise TypeError(f"cannot join a stream with {other!r}: use a Stream, a Table or a GlobalTable")
 
 
@@ -114,7 +118,7 @@ def _stream_global(stream: Stream, table: GlobalTable, key_mapper: Callable[[Any
 
 
 def _stream_stream(left: Stream, right: Stream, joiner: Joiner, kind: str, window: JoinWindows, name: str | None,
-                   value_serde: SerdeLike) -> Stream:
+                   value_serde: SerdeLike, close_on_wall_clock: bool = False) -> Stream:
     builder = left._builder
     prefix = f"KSTREAM-{WORD[kind]}"
     join_name = builder.new_name(prefix, name)
@@ -139,9 +143,23 @@ def _stream_stream(left: Stream, right: Stream, joiner: Joiner, kind: str, windo
 
         sides.append(builder.add(Node(side_name, f"{prefix}-{'THIS' if is_left else 'OTHER'}", make, stores=(spec,),
                                       params={"window": repr(window)}), upstream._node))
+    if close_on_wall_clock:
+        sides.append(_wall_clock_close(builder, join_name, kind, window, left_store, right_store, ks, left_vs,
+                                       right_vs, joiner))
     node = builder.add(Node(join_name, prefix, lambda: Passthrough(join_name),
                             params={"copartitioned": True, "time_ordered": True, "window": repr(window)}), *sides)
     return Stream(builder, node, ks, resolve(value_serde, "json"))
+
+
+def _wall_clock_close(builder: Any, join_name: str, kind: str, window: JoinWindows, left_store: str,
+                      right_store: str, ks: Any, left_vs: Any, right_vs: Any, joiner: Joiner) -> Node:
+    """A node with no input that emits unmatched records on wall-clock time (processors/joins/wall_clock.py)."""
+    node_name = builder.new_name("KSTREAM-JOIN-WALLCLOCK", f"{join_name}-wall-clock")
+
+    def make() -> WallClockClose:
+        return WallClockClose(node_name, kind, window, left_store, right_store, ks, left_vs, right_vs, joiner)
+
+    return builder.add(Node(node_name, "KSTREAM-JOIN-WALLCLOCK", make))
 
 
 def table_join(left: Table, right: Table, joiner: Joiner, kind: str, name: str | None,

@@ -241,18 +241,23 @@ class Stream:
         return stream_join(self, other, fn, joiner, "inner", window, name, value_serde)
 
     def left_join(self, other: Stream | Table | GlobalTable, fn: Callable, joiner: Callable | None = None, *,
-                  window: JoinWindows | None = None, name: str | None = None, value_serde: SerdeLike = None) -> Stream:
-        """Like join(), but a record with no match still emits, with None for the other side."""
+                  window: JoinWindows | None = None, name: str | None = None, value_serde: SerdeLike = None,
+                  close_on_wall_clock: bool = False) -> Stream:
+        """Like join(), but a record with no match still emits, with None for the other side.
+
+        close_on_wall_clock (windowed joins): emit an unmatched record once its window plus grace
+        has passed in wall-clock time while its partition is quiet (docs/joins.md).
+        """
         from streams.dsl.joins import stream_join
 
-        return stream_join(self, other, fn, joiner, "left", window, name, value_serde)
+        return stream_join(self, other, fn, joiner, "left", window, name, value_serde, close_on_wall_clock)
 
     def outer_join(self, other: Stream, joiner: Callable, *, window: JoinWindows, name: str | None = None,
-                   value_serde: SerdeLike = None) -> Stream:
+                   value_serde: SerdeLike = None, close_on_wall_clock: bool = False) -> Stream:
         """Windowed stream-stream join where unmatched records of either side emit, with None for the other."""
         from streams.dsl.joins import stream_join
 
-        return stream_join(self, other, joiner, None, "outer", window, name, value_serde)
+        return stream_join(self, other, joiner, None, "outer", window, name, value_serde, close_on_wall_clock)
 
     @property
     def node_name(self) -> str:
