@@ -94,6 +94,20 @@ def test_a_failing_foreign_key_extractor_goes_to_the_error_policy_and_arguments_
         orders.left_join(App("other", brokers="unused:9092").table("c"), pair, foreign_key=lambda o: o)
 
 
+def test_tables_computed_through_repartition_topics_size_the_join_topics():
+    app = App("fk", brokers="unused:9092")
+    orders = app.stream("orders").group_by(lambda k, o: o["id"], name="by-id").reduce(lambda a, b: b, name="orders")
+    customers = app.stream("cust").group_by(lambda k, c: c["id"], name="cby").reduce(lambda a, b: b, name="cust")
+    orders.join(customers, lambda o, c: [o["n"], c["name"]], foreign_key=lambda o: o["customer"], name="j").to("out")
+    with TestDriver(app, partitions={"orders": 3, "cust": 2}) as driver:
+        counts = driver.plan.partition_counts
+        assert counts["fk-j-subscription-repartition"] == counts["fk-cby-repartition"] == 2
+        assert counts["fk-j-response-repartition"] == counts["fk-by-id-repartition"] == 3
+        driver.pipe_input("cust", "x", {"id": "c1", "name": "Ann"})
+        driver.pipe_input("orders", "y", {"id": "o1", "customer": "c1", "n": 1})
+        assert driver.read_key_values("out") == [("o1", [1, "Ann"])]
+
+
 # -- against a model
 
 

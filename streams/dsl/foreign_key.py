@@ -46,8 +46,8 @@ def foreign_key_join(left: Table, right: Table, foreign_key: Callable[[Any], Any
                                             builder.internal_topic(left_store, "changelog")))
     subscriptions_spec = builder.add_store(StoreSpec(subscriptions_store, raw, raw,
                                                      builder.internal_topic(subscriptions_store, "changelog")))
-    subscription_topic = builder.add_repartition_topic(f"{join_name}-subscription", None)
-    response_topic = builder.add_repartition_topic(f"{join_name}-response", None)
+    subscription_topic = builder.add_repartition_topic(f"{join_name}-subscription", None, follower=True)
+    response_topic = builder.add_repartition_topic(f"{join_name}-response", None, follower=True)
     left_join = kind == "left"
     ks, lvs, rks, rvs = left.key_serde, left.value_serde, right.key_serde, right.value_serde
 
