@@ -100,6 +100,18 @@ def test_suppression_arguments_are_checked():
         until_time_limit(timedelta(seconds=-1))
 
 
+def test_a_windowed_table_can_be_rate_limited():
+    app = make_app()
+    app.stream("clicks").group_by_key().window(Tumbling(100)).count(name="n").suppress(
+        until_time_limit(10), name="calm").to("out")
+    with TestDriver(app) as driver:
+        for ts in (1, 5, 9, 11, 12, 150):
+            driver.pipe_input("clicks", "a", "x", timestamp=ts)
+        got = [(r.key.start, r.value, r.timestamp) for r in driver.read_output("out", key_serde=WINDOWED)]
+        # The window's first update at 1 is due at 11, with its count then; the next one, at 12, is due at 22.
+        assert got == [(0, 4, 11), (0, 5, 12)]
+
+
 def test_until_window_closes_fails_when_its_buffer_is_full():
     app = make_app()
     app.stream("clicks").group_by_key().window(Tumbling(10)).count(name="n").suppress(
