@@ -1,11 +1,12 @@
-"""Exactly-once of the table algebra under kill -9: grouped-table aggregates, suppression, a foreign-key join
-and a versioned-table join (tests/apps/algebra.py) run in two worker processes that are killed and restarted
-while input flows.
+"""Exactly-once of the table algebra under kill -9: grouped-table aggregates, suppression, a foreign-key join,
+a versioned-table join and a left stream-stream join closed on the wall clock (tests/apps/algebra.py) run in
+two worker processes that are killed and restarted while input flows.
 
 A duplicated or lost update shows: every aggregate counts its adder and subtractor calls ("ops"), whose final
 value per owner is known from the input and whose emitted values must strictly increase; suppressed results
-must be a subsequence of the aggregate's results; every payment must be joined exactly once; and the
-foreign-key join's final table must equal the join of the final tables.
+must be a subsequence of the aggregate's results; every payment must be joined exactly once, and every order
+must get exactly one result, matched or not; and the foreign-key join's final table must equal the join of the
+final tables.
 """
 
 from __future__ import annotations
@@ -23,27 +24,30 @@ from tests.kafka_helpers import decoded, read_topic
 from tests.process_helpers import WorkerProcess
 
 ACCOUNTS, OWNERS = 60, 20
-UPDATES, PAYMENTS = 12_000, 3_000
+UPDATES, PAYMENTS, ORDERS = 12_000, 3_000, 2_000
 
 
-def inputs(rng: random.Random) -> tuple[list, list, list]:
-    """(accounts, owners, payments) updates, in the order they are sent."""
-    accounts = [(f"a{rng.randrange(ACCOUNTS)}", None if rng.random() < 0.05 else
-                 {"owner": f"u{rng.randrange(OWNERS)}", "v": i}) for i in range(UPDATES)]
-    owners = [(f"u{rng.randrange(OWNERS)}", {"name": f"n{i}"}) for i in range(200)]
-    payments = [(f"u{rng.randrange(OWNERS)}", {"id": i}) for i in range(PAYMENTS)]
-    return accounts, owners, payments
+def inputs(rng: random.Random) -> dict[str, list]:
+    """The records of each input topic, in the order they are sent."""
+    return {
+        "accounts": [(f"a{rng.randrange(ACCOUNTS)}", None if rng.random() < 0.05 else
+                      {"owner": f"u{rng.randrange(OWNERS)}", "v": i}) for i in range(UPDATES)],
+        "owners": [(f"u{rng.randrange(OWNERS)}", {"name": f"n{i}"}) for i in range(200)],
+        "payments": [(f"u{rng.randrange(OWNERS)}", {"id": i}) for i in range(PAYMENTS)],
+        "orders": [(f"o{i}", i) for i in range(ORDERS)],
+        "shipments": [(f"o{i}", -i) for i in range(ORDERS) if i % 2],
+    }
 
 
-async def produce_steadily(brokers: str, t: dict, accounts: list, owners: list, payments: list,
-                           seconds: float) -> None:
+async def produce_steadily(brokers: str, t: dict, inputs: dict[str, list], seconds: float) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=brokers, linger_ms=10)
     await producer.start()
     try:
         steps = 50
         for step in range(steps):
             futures = []
-            for topic, records in ((t["accounts"], accounts), (t["owners"], owners), (t["payments"], payments)):
+            for name, records in inputs.items():
+                topic = t[name]
                 chunk = records[step * len(records) // steps:(step + 1) * len(records) // steps]
                 for key, value in chunk:
                     futures.append(await producer.send(topic, None if value is None else orjson.dumps(value),
@@ -86,19 +90,20 @@ def latest(records) -> dict:
 
 
 async def test_table_algebra_is_exactly_once_under_kill_9(brokers, tmp_path):
-    t = {n: unique_name(n) for n in ("accounts", "owners", "payments", "totals", "calm", "named", "paid")}
-    await create_topics(brokers, {t["accounts"]: 4, t["owners"]: 3, t["payments"]: 3, t["totals"]: 2, t["calm"]: 2,
-                                  t["named"]: 2, t["paid"]: 2})
+    t = {n: unique_name(n) for n in ("accounts", "owners", "payments", "orders", "shipments", "totals", "calm",
+                                      "named", "paid", "shipped")}
+    await create_topics(brokers, {t["accounts"]: 4, t["owners"]: 3, t["payments"]: 3, t["orders"]: 3,
+                                  t["shipments"]: 3, t["totals"]: 2, t["calm"]: 2, t["named"]: 2, t["paid"]: 2,
+                                  t["shipped"]: 2})
     rng = random.Random(17)
-    accounts, owners, payments = inputs(rng)
+    sent = inputs(rng)
     initial_owners = [(f"u{k}", {"name": f"first-{k}"}) for k in range(OWNERS)]
-    owners = initial_owners + owners
-    await produce_steadily(brokers, t, [], initial_owners, [], 0.1)
+    await produce_steadily(brokers, t, {"owners": initial_owners}, 0.1)
     env = {"TEST_APP_ID": unique_name("algebra"), **{f"TEST_{name.upper()}": topic for name, topic in t.items()}}
     workers = [WorkerProcess(brokers, {**env, "TEST_STATE_DIR": str(tmp_path / f"w{n}")}, tmp_path / f"w{n}.log",
                              app="tests.apps.algebra:app").start() for n in range(2)]
     try:
-        producing = asyncio.create_task(produce_steadily(brokers, t, accounts, owners[OWNERS:], payments, 10))
+        producing = asyncio.create_task(produce_steadily(brokers, t, sent, 10))
         kills = 0
         while not producing.done() or kills < 3:
             await asyncio.sleep(rng.uniform(2.0, 3.5))
@@ -108,13 +113,14 @@ async def test_table_algebra_is_exactly_once_under_kill_9(brokers, tmp_path):
             victim.start()
             kills += 1
         await producing
-        totals, named = expected(accounts, owners)
+        totals, named = expected(sent["accounts"], initial_owners + sent["owners"])
         deadline = time.monotonic() + 180
         while True:
             out = {name: await read_topic(brokers, t[name], expected=None, timeout=30, idle=2)
-                   for name in ("totals", "calm", "named", "paid")}
+                   for name in ("totals", "calm", "named", "paid", "shipped")}
             done = latest(out["totals"]) == totals and latest(out["named"]) == named
-            if (done and len(out["paid"]) >= PAYMENTS) or time.monotonic() > deadline:
+            if (done and len(out["paid"]) >= PAYMENTS and len(out["shipped"]) >= ORDERS) or \
+                    time.monotonic() > deadline:
                 break
             await asyncio.sleep(2)
         logs = [w.log()[-1500:] for w in workers]
@@ -124,6 +130,9 @@ async def test_table_algebra_is_exactly_once_under_kill_9(brokers, tmp_path):
     assert latest(out["totals"]) == totals, logs
     assert latest(out["named"]) == named, logs
     assert sorted(value[0]["id"] for _, value in decoded(out["paid"])) == list(range(PAYMENTS))
+    shipped = decoded(out["shipped"])
+    assert sorted(order for _, (order, _shipment) in shipped) == list(range(ORDERS))
+    assert all(shipment in (None, -order) for _, (order, shipment) in shipped)
     updates: dict[str, list] = {}
     for key, value in decoded(out["totals"]):
         updates.setdefault(key, []).append(value)

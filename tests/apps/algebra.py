@@ -4,13 +4,16 @@
   subtractor ({"n", "sum", "ops"}: ops counts adder and subtractor calls) written to TEST_TOTALS, and the
   same totals rate-limited by suppress() to TEST_CALM;
 - owners (TEST_OWNERS) is a versioned table; accounts join it by foreign key (TEST_NAMED), and payments
-  (TEST_PAYMENTS, keyed by owner) join it as of their time (TEST_PAID).
+  (TEST_PAYMENTS, keyed by owner) join it as of their time (TEST_PAID);
+- orders (TEST_ORDERS) left-join shipments (TEST_SHIPMENTS) within a second, closing windows on the wall
+  clock (TEST_SHIPPED).
 """
 
 import os
 from datetime import timedelta
 
 from streams import App, until_time_limit
+from streams.windows import JoinWindows
 
 env = os.environ
 app = App(env["TEST_APP_ID"], state_dir=env.get("TEST_STATE_DIR", ".state"), processing_guarantee="exactly_once",
@@ -28,3 +31,6 @@ totals.suppress(until_time_limit(timedelta(milliseconds=200), max_records=10, wh
 accounts.left_join(owners, lambda account, owner: [account["v"], owner], foreign_key=lambda account: account["owner"],
                    name="named").to(env["TEST_NAMED"])
 app.stream(env["TEST_PAYMENTS"]).join(owners, lambda payment, owner: [payment, owner], name="paid").to(env["TEST_PAID"])
+app.stream(env["TEST_ORDERS"]).left_join(app.stream(env["TEST_SHIPMENTS"]), lambda order, shipment: [order, shipment],
+                                         window=JoinWindows(0, 1000), name="shipped",
+                                         close_on_wall_clock=True).to(env["TEST_SHIPPED"])
