@@ -150,7 +150,7 @@ class Network:
 
     def __init__(self, app: App, partitions: dict[str, int]) -> None:
         driver = TestDriver(app, partitions=partitions)
-        self.plan, self.counts, self.policy = driver.plan, driver.partition_counts, app.error_policy
+        self.plan, self.counts, self.policy = driver.plan, driver.partition_counts, driver.error_policy
         driver.close()
         self.internal = set(self.plan.topology.repartition_topics)
         self.stores = {task_id: {s.name: TaskStore(s, plan.partition, None) for s in plan.subtopology.stores}

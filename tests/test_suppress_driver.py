@@ -165,7 +165,7 @@ def outputs_of(driver: TestDriver, topic: str) -> list[tuple]:
 def suppress_task(driver: TestDriver, path) -> Task:
     plan = driver.plan.tasks["0_0"]
     stores = {s.name: TaskStore(s, 0, path / s.name) for s in plan.subtopology.stores}
-    return Task(plan, "suppress", driver.partition_counts, driver.app.error_policy, stores=stores)
+    return Task(plan, "suppress", driver.partition_counts, driver.error_policy, stores=stores)
 
 
 def feed(task: Task, start: int, records: list[tuple[str, int, int]]) -> list[tuple]:

@@ -78,7 +78,7 @@ def test_a_restarted_task_emits_what_its_buffer_still_holds(tmp_path):
 
         def task() -> Task:
             stores = {s.name: TaskStore(s, 0, tmp_path / s.name) for s in plan.subtopology.stores}
-            return Task(plan, "wallclock", driver.partition_counts, driver.app.error_policy, stores=stores,
+            return Task(plan, "wallclock", driver.partition_counts, driver.error_policy, stores=stores,
                         clock=lambda: now[0])
 
         first = task()

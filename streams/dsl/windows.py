@@ -127,7 +127,7 @@ class WindowedTable:
         """Hold results back: until_window_closes() emits each window's final result once (as emit="final");
         until_time_limit(...) rate-limits the updates of each window (docs/windows.md).
 
-        Queries (fetch) still read the windows as they are now.
+        Queries of the aggregation's store (app.store(store_name)) still read the windows as they are now.
         """
         from streams.dsl.suppress import add_suppress
 

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from streams.processors.api import Processor
+from streams.processors.api import StoreProcessor
 from streams.processors.stateless import key_value_pair
 from streams.record import Record
 from streams.serdes import Serde
@@ -55,7 +55,7 @@ class ChangeSerde:
         return old, new
 
 
-class TableGroupBy(Processor):
+class TableGroupBy(StoreProcessor):
     """selector(key, value) -> (group key, group value) for each row's old and new value; forwards change pairs.
 
     A row whose group key stays the same sends one (old, new) pair; one that moves
@@ -65,16 +65,10 @@ class TableGroupBy(Processor):
 
     def __init__(self, name: str, store_name: str, selector: Callable[[Any, Any], Any], key_serde: Serde,
                  value_serde: Serde) -> None:
-        super().__init__(name)
-        self.store_name = store_name
+        super().__init__(name, store_name)
         self.selector = selector
         self.key_serde = key_serde
         self.value_serde = value_serde
-        self.store: Any = None
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = context.get_store(self.store_name)
 
     def process(self, batch: list[Record]) -> None:
         get, put, delete = self.store.get, self.store.put, self.store.delete
@@ -109,24 +103,18 @@ class TableGroupBy(Processor):
         self.forward(out)
 
 
-class TableAggregate(Processor):
+class TableAggregate(StoreProcessor):
     """The aggregate per group: subtractor(key, old, aggregate), then adder(key, new, aggregate)."""
 
     def __init__(self, name: str, store_name: str, initializer: Callable[[], Any],
                  adder: Callable[[Any, Any, Any], Any], subtractor: Callable[[Any, Any, Any], Any],
                  key_serde: Serde, value_serde: Serde) -> None:
-        super().__init__(name)
-        self.store_name = store_name
+        super().__init__(name, store_name)
         self.initializer = initializer
         self.adder = adder
         self.subtractor = subtractor
         self.key_serde = key_serde
         self.value_serde = value_serde
-        self.store: Any = None
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = context.get_store(self.store_name)
 
     def process(self, batch: list[Record]) -> None:
         get, put = self.store.get, self.store.put

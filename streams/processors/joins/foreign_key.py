@@ -33,7 +33,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from streams.processors.api import Processor
+from streams.processors.api import Processor, StoreProcessor
 from streams.record import Record
 from streams.serdes import Serde
 
@@ -62,14 +62,13 @@ def subscription_key(foreign_key: bytes, left_key: bytes) -> bytes:
     return _LENGTH.pack(len(foreign_key)) + foreign_key + left_key
 
 
-class LeftSubscriber(Processor):
+class LeftSubscriber(StoreProcessor):
     """Keeps the left rows and sends (un)subscriptions; emits at once what needs no right row."""
 
     def __init__(self, name: str, store_name: str, foreign_key: Callable[[Any], Any], left_join: bool,
                  key_serde: Serde, value_serde: Serde, foreign_key_serde: Serde, joiner: Callable[[Any, Any], Any],
                  subscriptions: str) -> None:
-        super().__init__(name)
-        self.store_name = store_name
+        super().__init__(name, store_name)
         self.foreign_key = foreign_key
         self.left_join = left_join
         self.key_serde = key_serde
@@ -77,13 +76,11 @@ class LeftSubscriber(Processor):
         self.foreign_key_serde = foreign_key_serde
         self.joiner = joiner
         self.subscriptions_name = subscriptions
-        self.store: Any = None
         self.subscriptions: Processor = None  # type: ignore[assignment]
         self.results: list[Processor] = []
 
     def init(self, context: Any) -> None:
         super().init(context)
-        self.store = context.get_store(self.store_name)
         self.subscriptions = next(c for c in self.children if c.name == self.subscriptions_name)
         self.results = [c for c in self.children if c is not self.subscriptions]
 
@@ -133,19 +130,16 @@ class LeftSubscriber(Processor):
                 child.process(results)
 
 
-class SubscriptionStore(Processor):
+class SubscriptionStore(StoreProcessor):
     """Records subscriptions by foreign key and answers each with the right row (or without one, if asked)."""
 
     def __init__(self, name: str, store_name: str, right_store: str) -> None:
-        super().__init__(name)
-        self.store_name = store_name
+        super().__init__(name, store_name)
         self.right_store_name = right_store
-        self.store: Any = None
         self.right: Any = None
 
     def init(self, context: Any) -> None:
         super().init(context)
-        self.store = context.get_store(self.store_name)
         self.right = context.get_store(self.right_store_name)
 
     def process(self, batch: list[Record]) -> None:
@@ -168,19 +162,13 @@ class SubscriptionStore(Processor):
         self.forward(out)
 
 
-class RightUpdates(Processor):
+class RightUpdates(StoreProcessor):
     """Answers every subscriber of a right key when its row changes."""
 
     def __init__(self, name: str, subscriptions_store: str, key_serde: Serde, value_serde: Serde) -> None:
-        super().__init__(name)
-        self.store_name = subscriptions_store
+        super().__init__(name, subscriptions_store)
         self.key_serde = key_serde
         self.value_serde = value_serde
-        self.store: Any = None
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = context.get_store(self.store_name)
 
     def process(self, batch: list[Record]) -> None:
         prefix, out = self.store.prefix, []
@@ -199,23 +187,17 @@ class RightUpdates(Processor):
         self.forward(out)
 
 
-class ResponseJoin(Processor):
+class ResponseJoin(StoreProcessor):
     """Joins each response that is not stale with the current left row."""
 
     def __init__(self, name: str, left_store: str, left_join: bool, key_serde: Serde, left_serde: Serde,
                  right_serde: Serde, joiner: Callable[[Any, Any], Any]) -> None:
-        super().__init__(name)
-        self.store_name = left_store
+        super().__init__(name, left_store)
         self.left_join = left_join
         self.key_serde = key_serde
         self.left_serde = left_serde
         self.right_serde = right_serde
         self.joiner = joiner
-        self.store: Any = None
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = context.get_store(self.store_name)
 
     def process(self, batch: list[Record]) -> None:
         get, joiner, out = self.store.get, self.joiner, []
