@@ -108,6 +108,19 @@ def test_tables_computed_through_repartition_topics_size_the_join_topics():
         assert driver.read_key_values("out") == [("o1", [1, "Ann"])]
 
 
+def test_a_table_joins_itself_by_foreign_key():
+    app = App("fk", brokers="unused:9092")
+    employees = app.table("employees")
+    employees.left_join(employees, lambda e, boss: [e["name"], boss and boss["name"]],
+                        foreign_key=lambda e: e.get("manager"), name="boss").to("out")
+    with TestDriver(app, partitions={"employees": 3}) as driver:
+        driver.pipe_input("employees", "e1", {"name": "Ann"})
+        driver.pipe_input("employees", "e2", {"name": "Bob", "manager": "e1"})
+        driver.pipe_input("employees", "e1", {"name": "Annie"})
+        assert driver.read_key_values("out") == [("e1", ["Ann", None]), ("e2", ["Bob", "Ann"]),
+                                                 ("e1", ["Annie", None]), ("e2", ["Bob", "Annie"])]
+
+
 # -- against a model
 
 

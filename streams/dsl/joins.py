@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from streams.compiler.topology import Node
+from streams.compiler.topology import Node, TopologyBuilder
 from streams.dsl.global_table import GlobalTable
 from streams.dsl.stream import Stream
 from streams.processors.joins.stream_stream import StreamJoinSide
@@ -21,7 +21,7 @@ from streams.processors.joins.table_table import KINDS, TableJoinSide
 from streams.processors.joins.wall_clock import WallClockClose
 from streams.processors.stateful import TableMaterialize
 from streams.processors.stateless import Passthrough
-from streams.serdes import SerdeLike, resolve
+from streams.serdes import Serde, SerdeLike, resolve
 from streams.state.spec import StoreSpec
 from streams.windows.join_windows import JoinWindows
 
@@ -77,7 +77,7 @@ def _stream_table(stream: Stream, table: Table, joiner: Joiner, kind: str, name:
     keyed = _keyed(stream, join_name)
     ks, vs, left = table.key_serde, table.value_serde, kind == "left"
     if table.versions_store is not None:
-        return _stream_versioned(stream, keyed, table, joiner, left, join_name, prefix, value_serde)
+        return _stream_versioned(keyed, table, joiner, left, join_name, prefix, value_serde)
     table_node, store_name = materialized(table, f"{join_name}-table")
     anchor_name = builder.new_name("KTABLE-LOOKUP", f"{join_name}-lookup")
     anchor = builder.add(Node(anchor_name, "KTABLE-LOOKUP", lambda: Discard(anchor_name)), table_node)
@@ -86,14 +86,14 @@ def _stream_table(stream: Stream, table: Table, joiner: Joiner, kind: str, name:
     return Stream(builder, node, keyed.key_serde, resolve(value_serde, "json"))
 
 
-def _stream_versioned(stream: Stream, keyed: Stream, table: Table, joiner: Joiner, left: bool, join_name: str,
-                      prefix: str, value_serde: SerdeLike) -> Stream:
+def _stream_versioned(keyed: Stream, table: Table, joiner: Joiner, left: bool, join_name: str, prefix: str,
+                      value_serde: SerdeLike) -> Stream:
     """A temporal lookup: the table's row as of each stream record's timestamp.
 
     The task processes its partitions in timestamp order ("time_ordered"), so table
     updates up to a stream record's time are in the history when it is looked up.
     """
-    builder = stream._builder
+    builder = keyed._builder
     anchor_name = builder.new_name("KTABLE-LOOKUP", f"{join_name}-lookup")
     anchor = builder.add(Node(anchor_name, "KTABLE-LOOKUP", lambda: Discard(anchor_name)), table._node)
     ks, vs, versions, retention = table.key_serde, table.value_serde, table.versions_store, table.history_retention
@@ -151,8 +151,8 @@ def _stream_stream(left: Stream, right: Stream, joiner: Joiner, kind: str, windo
     return Stream(builder, node, ks, resolve(value_serde, "json"))
 
 
-def _wall_clock_close(builder: Any, join_name: str, kind: str, window: JoinWindows, left_store: str,
-                      right_store: str, ks: Any, left_vs: Any, right_vs: Any, joiner: Joiner) -> Node:
+def _wall_clock_close(builder: TopologyBuilder, join_name: str, kind: str, window: JoinWindows, left_store: str,
+                      right_store: str, ks: Serde, left_vs: Serde, right_vs: Serde, joiner: Joiner) -> Node:
     """A node with no input that emits unmatched records on wall-clock time (processors/joins/wall_clock.py)."""
     node_name = builder.new_name("KSTREAM-JOIN-WALLCLOCK", f"{join_name}-wall-clock")
 
