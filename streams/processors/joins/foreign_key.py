@@ -21,9 +21,13 @@ through two internal topics:
 A left row whose value is deleted, or whose foreign key is None, needs no
 answer: its result (a delete, or joiner(left, None) in a left join) is emitted
 at once, and any response still on its way for an older value is stale by then.
-A subscription asks for an answer without a right row only when that answer
-changes something: always in a left join, and in an inner join when the foreign
-key changed (the result of the old one must be deleted).
+Every subscription is answered, with a right row or without one, also in an
+inner join.  The hash tells values apart, not moments: a response from before
+a left row was deleted and re-inserted with the same value, or changed and
+changed back, carries the current hash, and a right row deleted meanwhile sent
+its response with a hash that was stale then.  The answer to the latest
+subscription comes after all of those on the same partition, so it always
+settles the result.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from streams.processors.api import Processor, StoreProcessor
 from streams.record import Record
 from streams.serdes import Serde
 
-UNSUBSCRIBE, ANSWER_WITHOUT_ROW = 1, 2
+UNSUBSCRIBE = 1
 HAS_ROW = 1
 HASH_SIZE = 16
 _LENGTH = struct.Struct(">I")
@@ -118,9 +122,8 @@ class LeftSubscriber(StoreProcessor):
                 sent.append(Record(old_fk, subscription(UNSUBSCRIBE, bytes(HASH_SIZE), key), r.timestamp, r.headers,
                                    r.origin))
             if new_fk is not None:
-                answer = self.left_join or (old_fk is not None and old_fk != new_fk)
-                sent.append(Record(new_fk, subscription(ANSWER_WITHOUT_ROW if answer else 0, value_hash(new_raw), key),
-                                   r.timestamp, r.headers, r.origin))
+                sent.append(Record(new_fk, subscription(0, value_hash(new_raw), key), r.timestamp, r.headers,
+                                   r.origin))
             elif local is not None or old_raw is not None:
                 results.append(Record(r.key, local, r.timestamp, r.headers, r.origin))
         if sent:
@@ -131,7 +134,7 @@ class LeftSubscriber(StoreProcessor):
 
 
 class SubscriptionStore(StoreProcessor):
-    """Records subscriptions by foreign key and answers each with the right row (or without one, if asked)."""
+    """Records subscriptions by foreign key and answers each with the right row, or without one."""
 
     def __init__(self, name: str, store_name: str, right_store: str) -> None:
         super().__init__(name, store_name)
@@ -156,9 +159,7 @@ class SubscriptionStore(StoreProcessor):
                 delete(store_key)
                 continue
             put(store_key, digest)
-            row = right(r.key)
-            if row is not None or flags & ANSWER_WITHOUT_ROW:
-                out.append(Record(left_key, response(digest, row), r.timestamp, r.headers, r.origin))
+            out.append(Record(left_key, response(digest, right(r.key)), r.timestamp, r.headers, r.origin))
         self.forward(out)
 
 
