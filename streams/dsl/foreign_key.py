@@ -10,7 +10,7 @@ from streams.dsl.joins import WORD, Joiner, materialized
 from streams.processors.endpoints import Sink, Source
 from streams.processors.joins.foreign_key import LeftSubscriber, ResponseJoin, RightUpdates, SubscriptionStore
 from streams.processors.stateless import Passthrough
-from streams.serdes import BytesSerde, SerdeLike, resolve
+from streams.serdes import BytesSerde, SerdeLike, bind, resolve
 from streams.state.spec import StoreSpec
 
 if TYPE_CHECKING:
@@ -42,14 +42,15 @@ def foreign_key_join(left: Table, right: Table, foreign_key: Callable[[Any], Any
     right_node, right_store = materialized(right, f"{join_name}-right")
     raw = BytesSerde()
     left_store, subscriptions_store = f"{join_name}-left-store", f"{join_name}-subscriptions-store"
-    left_spec = builder.add_store(StoreSpec(left_store, left.key_serde, left.value_serde,
-                                            builder.internal_topic(left_store, "changelog")))
+    left_changelog = builder.internal_topic(left_store, "changelog")
+    ks, lvs = left.key_serde, bind(left.value_serde, left_changelog, False)
+    left_spec = builder.add_store(StoreSpec(left_store, ks, lvs, left_changelog))
     subscriptions_spec = builder.add_store(StoreSpec(subscriptions_store, raw, raw,
                                                      builder.internal_topic(subscriptions_store, "changelog")))
     subscription_topic = builder.add_repartition_topic(f"{join_name}-subscription", None, follower=True)
     response_topic = builder.add_repartition_topic(f"{join_name}-response", None, follower=True)
     left_join = kind == "left"
-    ks, lvs, rks, rvs = left.key_serde, left.value_serde, right.key_serde, right.value_serde
+    rks, rvs = right.key_serde, right.value_serde
 
     def node(suffix: str, kind_name: str, make: Callable[[str], Any], *parents: Node, **options: Any) -> Node:
         node_name = builder.new_name(kind_name, f"{join_name}-{suffix}")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from streams.compiler.topology import Node
 from streams.processors.endpoints import Sink, Source
 from streams.processors.grouped_table import ChangeSerde, TableAggregate, TableGroupBy, reducers_as_aggregators
-from streams.serdes import SerdeLike, resolve
+from streams.serdes import SerdeLike, bind, resolve
 from streams.state.spec import StoreSpec
 
 if TYPE_CHECKING:
@@ -56,11 +56,10 @@ class GroupedTable:
         builder = self._table._builder
         store_name = name or builder.new_name(f"{prefix}-STATE-STORE")
         source = self._repartitioned(store_name)
-        vs = resolve(value_serde, "json")
-        spec = builder.add_store(StoreSpec(store_name, self.key_serde, vs,
-                                           builder.internal_topic(store_name, "changelog")))
+        changelog = builder.internal_topic(store_name, "changelog")
+        ks, vs = self.key_serde, bind(resolve(value_serde, "json"), changelog, False)
+        spec = builder.add_store(StoreSpec(store_name, ks, vs, changelog))
         node_name = builder.new_name(prefix)
-        ks = self.key_serde
         node = builder.add(Node(node_name, prefix, lambda: TableAggregate(node_name, store_name, initializer, adder,
                                                                           subtractor, ks, vs),
                                 stores=(spec,)), source)
@@ -74,18 +73,20 @@ class GroupedTable:
         table, builder = self._table, self._table._builder
         base = self.name or purpose
         prior_name = f"{base}-prior-store"
-        prior = builder.add_store(StoreSpec(prior_name, table.key_serde, table.value_serde,
-                                            builder.internal_topic(prior_name, "changelog")))
+        prior_changelog = builder.internal_topic(prior_name, "changelog")
+        tks, tvs = table.key_serde, bind(table.value_serde, prior_changelog, False)
+        prior = builder.add_store(StoreSpec(prior_name, tks, tvs, prior_changelog))
         select_name = builder.new_name("KTABLE-GROUPBY", f"{base}-select")
-        selector, tks, tvs = self._selector, table.key_serde, table.value_serde
+        selector = self._selector
         select = builder.add(Node(select_name, "KTABLE-GROUPBY",
                                   lambda: TableGroupBy(select_name, prior_name, selector, tks, tvs),
                                   stores=(prior,)), table._node)
         topic = builder.add_repartition_topic(base, None)
-        ks, changes = self.key_serde, ChangeSerde(self.value_serde)
+        ks, vs = bind(self.key_serde, topic, True), bind(self.value_serde, topic, False)
+        changes = ChangeSerde(vs)
         sink_name = builder.new_name("KSTREAM-SINK", f"{base}-sink")
         builder.add(Node(sink_name, "KSTREAM-SINK", lambda: Sink(sink_name, topic, ks, changes),
-                         sink_topic=topic, internal_topic=topic), select)
+                         sink_topic=topic, internal_topic=topic, serdes=(ks, vs)), select)
         source_name = builder.new_name("KSTREAM-SOURCE", f"{base}-source")
         self._source = builder.add(Node(source_name, "KSTREAM-SOURCE", lambda: Source(source_name, ks, changes),
                                         source_topics=(topic,), internal_topic=topic))

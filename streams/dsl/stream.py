@@ -209,9 +209,10 @@ class Stream:
         builder = self._builder
         store_name = name or builder.new_name("KSTREAM-TOTABLE-STATE-STORE")
         keyed = self.repartition(name=store_name) if self.key_changed else self
+        changelog = builder.internal_topic(store_name, "changelog")
         ks = keyed.key_serde
-        vs = resolve(value_serde, "json") if value_serde is not None else keyed.value_serde
-        spec = builder.add_store(StoreSpec(store_name, ks, vs, builder.internal_topic(store_name, "changelog")))
+        vs = bind(resolve(value_serde, "json") if value_serde is not None else keyed.value_serde, changelog, False)
+        spec = builder.add_store(StoreSpec(store_name, ks, vs, changelog))
         node_name = builder.new_name("KSTREAM-TOTABLE")
         node = builder.add(Node(node_name, "KSTREAM-TOTABLE", lambda: TableMaterialize(node_name, store_name, ks, vs),
                                 stores=(spec,)), keyed._node)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from streams.compiler.topology import Node, TopologyBuilder
 from streams.processors.suppress import Suppress
-from streams.serdes import Serde
+from streams.serdes import Serde, bind
 from streams.state.spec import StoreSpec
 from streams.windows.definitions import Duration, WindowDefinition, to_ms
 
@@ -65,8 +65,9 @@ def add_suppress(builder: TopologyBuilder, parent: Node, suppressed: Suppressed,
         raise TypeError("until_window_closes() needs a windowed table; a table can be suppressed until_time_limit()")
     node_name = builder.new_name("KTABLE-SUPPRESS", name)
     store_name = f"{node_name}-store"
-    spec = builder.add_store(StoreSpec(store_name, key_serde, value_serde,
-                                       builder.internal_topic(store_name, "changelog")))
+    changelog = builder.internal_topic(store_name, "changelog")
+    value_serde = bind(value_serde, changelog, False)
+    spec = builder.add_store(StoreSpec(store_name, key_serde, value_serde, changelog))
     window = window if suppressed.until == "window_closes" else None
 
     def make() -> Suppress:

@@ -10,7 +10,7 @@ from streams.dsl.stream import Stream
 from streams.dsl.topic import Topic
 from streams.processors.api import Processor
 from streams.processors.stateful import TableFilter, TableMapValues, VersionedTableSource
-from streams.serdes import Serde, SerdeLike
+from streams.serdes import Serde, SerdeLike, bind
 from streams.state.spec import StoreSpec
 
 if TYPE_CHECKING:
@@ -115,12 +115,14 @@ def versioned_table(builder: TopologyBuilder, source: Node, store_name: str, key
     """A table whose updates are kept as versions at their timestamps (docs/state.md, versioned tables).
 
     The latest values go to the store `store_name`, the history to `<store_name>-versions`;
-    each has its own changelog, since the topic's order is not the versions' order.
+    each has its own changelog, since the topic's order is not the versions' order.  Both
+    hold the same bytes, serialized once with the value serde bound to the first changelog.
     """
     from streams.state.versioned import VersionedStoreView
 
-    latest = builder.add_store(StoreSpec(store_name, key_serde, value_serde,
-                                         builder.internal_topic(store_name, "changelog")))
+    changelog = builder.internal_topic(store_name, "changelog")
+    value_serde = bind(value_serde, changelog, False)
+    latest = builder.add_store(StoreSpec(store_name, key_serde, value_serde, changelog))
     versions_name = f"{store_name}-versions"
     versions = builder.add_store(StoreSpec(versions_name, key_serde, value_serde,
                                            builder.internal_topic(versions_name, "changelog"), kind="versioned",
