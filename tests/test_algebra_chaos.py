@@ -4,7 +4,8 @@ two worker processes that are killed and restarted while input flows.
 
 A duplicated or lost update shows: every aggregate counts its adder and subtractor calls ("ops"), whose final
 value per owner is known from the input and whose emitted values must strictly increase; suppressed results
-must be a subsequence of the aggregate's results; every payment must be joined exactly once, and every order
+must be a subsequence of the aggregate's results; every payment must be joined exactly once (a left join: a
+payment processed before its owner's first version finds none, which timing decides), and every order
 must get exactly one result, matched or not; and the foreign-key join's final table must equal the join of the
 final tables.
 """
@@ -130,6 +131,8 @@ async def test_table_algebra_is_exactly_once_under_kill_9(brokers, tmp_path):
     assert latest(out["totals"]) == totals, logs
     assert latest(out["named"]) == named, logs
     assert sorted(value[0]["id"] for _, value in decoded(out["paid"])) == list(range(PAYMENTS))
+    names = {(key, value["name"]) for key, value in initial_owners + sent["owners"]}
+    assert all(owner is None or (key, owner["name"]) in names for key, (_, owner) in decoded(out["paid"]))
     shipped = decoded(out["shipped"])
     assert sorted(order for _, (order, _shipment) in shipped) == list(range(ORDERS))
     assert all(shipment in (None, -order) for _, (order, shipment) in shipped)

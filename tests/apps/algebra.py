@@ -4,7 +4,7 @@
   subtractor ({"n", "sum", "ops"}: ops counts adder and subtractor calls) written to TEST_TOTALS, and the
   same totals rate-limited by suppress() to TEST_CALM;
 - owners (TEST_OWNERS) is a versioned table; accounts join it by foreign key (TEST_NAMED), and payments
-  (TEST_PAYMENTS, keyed by owner) join it as of their time (TEST_PAID);
+  (TEST_PAYMENTS, keyed by owner) left-join it as of their time (TEST_PAID);
 - orders (TEST_ORDERS) left-join shipments (TEST_SHIPMENTS) within a second, closing windows on the wall
   clock (TEST_SHIPPED).
 """
@@ -30,7 +30,8 @@ totals.suppress(until_time_limit(timedelta(milliseconds=200), max_records=10, wh
                 name="calm").to(env["TEST_CALM"])
 accounts.left_join(owners, lambda account, owner: [account["v"], owner], foreign_key=lambda account: account["owner"],
                    name="named").to(env["TEST_NAMED"])
-app.stream(env["TEST_PAYMENTS"]).join(owners, lambda payment, owner: [payment, owner], name="paid").to(env["TEST_PAID"])
+app.stream(env["TEST_PAYMENTS"]).left_join(owners, lambda payment, owner: [payment, owner], name="paid").to(
+    env["TEST_PAID"])
 app.stream(env["TEST_ORDERS"]).left_join(app.stream(env["TEST_SHIPMENTS"]), lambda order, shipment: [order, shipment],
                                          window=JoinWindows(0, 1000), name="shipped",
                                          close_on_wall_clock=True).to(env["TEST_SHIPPED"])
