@@ -9,11 +9,20 @@ it may change without notice, and examples and docs never import it
 from streams.app import App
 from streams.dsl.agent_table import AgentTable
 from streams.dsl.global_table import GlobalTable
+from streams.dsl.grouped_table import GroupedTable
 from streams.dsl.stream import GroupedStream, Stream
+from streams.dsl.suppress import Suppressed, until_time_limit, until_window_closes
 from streams.dsl.table import Table
 from streams.dsl.topic import Topic
 from streams.dsl.windows import WindowedStream, WindowedTable
-from streams.errors import ProcessingError, SerializationError, StreamsError, TopologyError, UnknownTopicError
+from streams.errors import (
+    BufferFullError,
+    ProcessingError,
+    SerializationError,
+    StreamsError,
+    TopologyError,
+    UnknownTopicError,
+)
 from streams.processors.api import Processor, ProcessorContext
 from streams.record import Record
 from streams.running import Run
@@ -45,10 +54,12 @@ __all__ = [
     "AgentTable",
     "App",
     "AvroSerde",
+    "BufferFullError",
     "BytesSerde",
     "FloatSerde",
     "GlobalTable",
     "GroupedStream",
+    "GroupedTable",
     "Hopping",
     "IncompatibleSchemaError",
     "IntSerde",
@@ -72,6 +83,7 @@ __all__ = [
     "StrSerde",
     "Stream",
     "StreamsError",
+    "Suppressed",
     "Table",
     "TestDriver",
     "Topic",
@@ -84,4 +96,6 @@ __all__ = [
     "WindowedTable",
     "UnknownTopicError",
     "WireFormatError",
+    "until_time_limit",
+    "until_window_closes",
 ]

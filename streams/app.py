@@ -17,7 +17,7 @@ from streams.config import StreamsConfig
 from streams.dsl.agent_table import AgentTable, tables_used
 from streams.dsl.global_table import GlobalTable, add_global_table
 from streams.dsl.stream import Stream
-from streams.dsl.table import Table
+from streams.dsl.table import Table, versioned_table
 from streams.dsl.topic import (
     HeadersLike,
     Topic,
@@ -40,6 +40,7 @@ from streams.state.query import StoreView, store_view
 from streams.state.spec import StoreSpec
 from streams.transport.base import OutRecord, Transport
 from streams.transport.factory import open_transport
+from streams.windows.definitions import Duration, to_ms
 
 
 def _seconds(value: float | timedelta) -> float:
@@ -194,14 +195,22 @@ class App:
         return Stream(self.builder, node, ks, vs)
 
     def table(self, topic: str | Topic, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
-              name: str | None = None, *, key_type: type | None = None, value_type: type | None = None) -> Table:
+              name: str | None = None, *, key_type: type | None = None, value_type: type | None = None,
+              versioned: Duration | None = None) -> Table:
         """A table read from a compacted topic, which also serves as its changelog.
 
-        The serdes and types are those of stream().
+        The serdes and types are those of stream().  versioned=timedelta(...) keeps each
+        key's history for that long, so that a stream joined with it finds the row as of
+        each stream record's time (docs/state.md).
         """
+        retention = None if versioned is None else to_ms(versioned, "versioned")
+        if retention == 0:
+            raise ValueError("versioned must be a positive duration (how long history is kept), got 0 ms")
         store_name = name or self.builder.new_name("KTABLE-SOURCE-STATE-STORE")
         source = self.stream(topic, key_serde, value_serde, key_type=key_type, value_type=value_type)
         ks, vs = source.key_serde, source.value_serde
+        if retention is not None:
+            return versioned_table(self.builder, source._node, store_name, ks, vs, retention)
         spec = self.builder.add_store(StoreSpec(store_name, ks, vs, changelog_topic=topic_name(topic),
                                                 options={"source_topic": True}))
         node_name = self.builder.new_name("KTABLE-SOURCE")

@@ -54,3 +54,7 @@ class StartupError(StreamsError):
 
 class TaskFencedError(StreamsError):
     """Another worker owns this task now; the task must close without committing."""
+
+
+class BufferFullError(StreamsError):
+    """A suppression's buffer reached its max_records or max_bytes with when_full="fail"."""

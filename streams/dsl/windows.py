@@ -19,6 +19,7 @@ from streams.windows.serde import WindowedJsonSerde
 
 if TYPE_CHECKING:
     from streams.dsl.stream import GroupedStream
+    from streams.dsl.suppress import Suppressed
 
 EMIT_MODES = ("update", "final")
 
@@ -125,6 +126,19 @@ class WindowedTable:
         self.key_serde = WindowedJsonSerde(key_serde)
         self.value_serde = value_serde
         self.window = window
+
+    def suppress(self, suppressed: Suppressed, name: str | None = None) -> WindowedTable:
+        """Hold results back: until_window_closes() emits each window's final result once (as emit="final");
+        until_time_limit(...) rate-limits the updates of each window (docs/windows.md).
+
+        Queries of the aggregation's store (app.store(store_name)) still read the windows as they are now.
+        """
+        from streams.dsl.suppress import add_suppress
+
+        node = add_suppress(self._builder, self._node, suppressed, name, self.key_serde, self.value_serde,
+                            self.window)
+        return WindowedTable(self._builder, node, self.store_name, self.key_serde.inner, self.value_serde,
+                             self.window)
 
     def to_stream(self) -> Stream:
         """The stream of emitted results; in update mode a session merged away arrives as a None value."""

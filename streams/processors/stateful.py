@@ -15,6 +15,7 @@ from typing import Any
 from streams.processors.api import Processor, StoreProcessor
 from streams.record import Record
 from streams.serdes import Serde
+from streams.state.versioned import DROPPED, LATEST, VersionedStore
 
 log = logging.getLogger(__name__)
 
@@ -134,4 +135,85 @@ class TableMapValues(Processor):
                 self.context.report_error(r, exc, self.name)
                 continue
             out.append(Record(r.key, value, r.timestamp, r.headers, r.origin))
+        self.forward(out)
+
+
+class TableMaterialize(StoreProcessor):
+    """Writes every row of a computed table into a store (None deletes the key) and forwards it.
+
+    A table made by filter() or map_values() has no store of its own; a join needs
+    one to look rows up, so the join adds this node in front of it.  Stream.to_table()
+    uses it too.
+    """
+
+    def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde) -> None:
+        super().__init__(name, store_name)
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+
+    def process(self, batch: list[Record]) -> None:
+        put, delete = self.store.put, self.store.delete
+        serialize_key, serialize = self.key_serde.serialize, self.value_serde.serialize
+        out = []
+        for r in batch:
+            if r.key is None:
+                continue
+            try:
+                key = serialize_key(r.key)
+                if r.value is None:
+                    delete(key)
+                else:
+                    put(key, serialize(r.value))
+            except Exception as exc:
+                self.context.report_error(r, exc, self.name)
+                continue
+            out.append(r)
+        self.forward(out)
+
+
+class VersionedTableSource(Processor):
+    """Materializes a topic as a versioned table: every record becomes a version at its timestamp.
+
+    An update older than the key's latest version goes into its history only; what
+    flows downstream, and into the latest-value store, are the updates that are the
+    key's latest version.  Updates older than the history retention are dropped
+    and counted (late_records).
+    """
+
+    def __init__(self, name: str, store_name: str, versions_store: str, retention: int, key_serde: Serde,
+                 value_serde: Serde) -> None:
+        super().__init__(name)
+        self.store_name = store_name
+        self.versions_store = versions_store
+        self.retention = retention
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.latest = context.get_store(self.store_name)
+        self.versions = VersionedStore.of(context.get_store(self.versions_store), self.retention)
+
+    def process(self, batch: list[Record]) -> None:
+        put_version, put, delete, out = self.versions.put, self.latest.put, self.latest.delete, []
+        for r in batch:
+            if r.key is None:
+                self.context.metrics.incr("dropped_null_records")
+                continue
+            try:
+                key = self.key_serde.serialize(r.key)
+                value = None if r.value is None else self.value_serde.serialize(r.value)
+            except Exception as exc:
+                self.context.report_error(r, exc, self.name)
+                continue
+            placed = put_version(key, r.timestamp, value)
+            if placed == DROPPED:
+                self.context.metrics.incr("late_records")
+            elif placed == LATEST:
+                if value is None:
+                    delete(key)
+                else:
+                    put(key, value)
+                out.append(r)
+        self.versions.save()
         self.forward(out)

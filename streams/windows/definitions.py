@@ -68,6 +68,10 @@ class WindowDefinition:
         """The end of the window that starts at `start` (sessions store their end instead)."""
         raise NotImplementedError
 
+    def closes_at(self, start: int, end: int) -> int:
+        """The stream time at which the window [start, end] is closed and its result final."""
+        return start + self.close_span
+
 
 class Hopping(WindowDefinition):
     """Fixed-size windows [start, start + size) every `advance` ms, aligned to the epoch; they overlap.
@@ -181,6 +185,9 @@ class Session(WindowDefinition):
 
     def end_of(self, start: int) -> int:
         raise TypeError("a session's end is stored with it, not computed from its start")
+
+    def closes_at(self, start: int, end: int) -> int:
+        return end + self.close_span  # a session is filed under its end
 
     def __repr__(self) -> str:
         return f"Session(inactivity_gap={self.inactivity_gap}, grace={self.grace})"

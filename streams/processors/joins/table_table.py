@@ -66,35 +66,3 @@ class TableJoinSide(StoreProcessor):
             if value is not _NOTHING:
                 out.append(Record(r.key, value, r.timestamp, r.headers, r.origin))
         self.forward(out)
-
-
-class TableMaterialize(StoreProcessor):
-    """Writes every row of a computed table into a store (None deletes the key) and forwards it.
-
-    A table made by filter() or map_values() has no store of its own; a join needs
-    one to look rows up, so the join adds this node in front of it.
-    """
-
-    def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde) -> None:
-        super().__init__(name, store_name)
-        self.key_serde = key_serde
-        self.value_serde = value_serde
-
-    def process(self, batch: list[Record]) -> None:
-        put, delete = self.store.put, self.store.delete
-        serialize_key, serialize = self.key_serde.serialize, self.value_serde.serialize
-        out = []
-        for r in batch:
-            if r.key is None:
-                continue
-            try:
-                key = serialize_key(r.key)
-                if r.value is None:
-                    delete(key)
-                else:
-                    put(key, serialize(r.value))
-            except Exception as exc:
-                self.context.report_error(r, exc, self.name)
-                continue
-            out.append(r)
-        self.forward(out)
