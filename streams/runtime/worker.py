@@ -287,14 +287,25 @@ class Worker:
         return plan_tasks(self.topology, partitions_per_topic)
 
     def _member_state(self) -> MemberState:
-        return MemberState(owned=sorted(self.tasks), standby=sorted(self.standbys.task_ids))
+        """What the assignor needs to keep tasks where their state is.
+
+        A worker joins after its revoked tasks are closed, so it reports the
+        active tasks of its last assignment rather than the (now empty) running
+        set; and every task directory left on disk as an older copy.
+        """
+        assignment = self.assignor.assignment if self.assignor is not None else None
+        owned = set(assignment.active) if assignment is not None else set()
+        standby = self.standbys.task_ids
+        root = self.config.state_path()
+        on_disk = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
+        local = {t for t in on_disk if t in self.plan.tasks} - owned - standby
+        return MemberState(owned=sorted(owned), standby=sorted(standby), local=sorted(local))
 
     async def _update_standbys(self) -> None:
         """Follow the changelogs of the standby tasks the leader gave this worker."""
         assignment = self.assignor.assignment if self.assignor is not None else None
         wanted = set(assignment.standby) if assignment is not None else set()
-        wanted = {t for t in wanted - set(self.tasks) if t in self.plan.tasks and self.plan.tasks[t].subtopology.stores}
-        await self.standbys.update(wanted)
+        await self.standbys.update({t for t in wanted - set(self.tasks) if t in self.plan.tasks})
 
     @property
     def is_leader(self) -> bool:
