@@ -54,3 +54,11 @@ class StartupError(StreamsError):
 
 class TaskFencedError(StreamsError):
     """Another worker owns this task now; the task must close without committing."""
+
+
+class GenerationFencedError(StreamsError):
+    """The group coordinator refused offsets from a stale group generation (exactly_once_v2).
+
+    The group rebalanced without this worker: its tasks may run elsewhere now,
+    so it aborts its transaction, closes them without committing and rejoins.
+    """
