@@ -56,6 +56,10 @@ class TaskFencedError(StreamsError):
     """Another worker owns this task now; the task must close without committing."""
 
 
+class UnsupportedBrokerError(StreamsError):
+    """The broker lacks a protocol version that a setting needs; the message names the setting that works."""
+
+
 class GenerationFencedError(StreamsError):
     """The group coordinator refused offsets from a stale group generation (exactly_once_v2).
 

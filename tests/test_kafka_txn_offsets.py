@@ -15,7 +15,7 @@ import pytest
 from aiokafka.errors import IncompatibleBrokerVersion
 from conftest import unique_name
 
-from streams.errors import GenerationFencedError
+from streams.errors import GenerationFencedError, UnsupportedBrokerError
 from streams.transport import OutRecord, TopicPartition, TopicSpec
 from streams.transport.base import GroupMetadata
 from streams.transport.kafka import KafkaAdmin, KafkaConsumer, KafkaTransport
@@ -168,8 +168,9 @@ async def test_a_stale_generation_or_an_unknown_member_is_fenced(transport, admi
 
 def test_a_broker_without_kip_447_is_named_with_the_setting_that_works():
     commit = GenerationTxnOffsetCommit("tid", 1, 0, GroupMetadata("g", "m", 1), {TopicPartition("t", 0): 1})
-    with pytest.raises(IncompatibleBrokerVersion, match="exactly_once'"):
+    with pytest.raises(IncompatibleBrokerVersion, match="exactly_once'") as raised:
         commit.prepare({28: (0, 2)})
+    assert isinstance(raised.value, UnsupportedBrokerError), "the worker stops on it instead of retrying"
     assert commit.prepare({28: (0, 5)}).API_VERSION == 3
     with pytest.raises(IncompatibleBrokerVersion, match="OffsetFetch v7"):
         StableOffsetFetch("g", [TopicPartition("t", 0)]).prepare({9: (0, 6)})

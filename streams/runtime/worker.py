@@ -29,7 +29,7 @@ from rocksdict import Cache
 
 from streams.compiler.compile import CompiledTopology, PhysicalPlan, plan_tasks
 from streams.config import StreamsConfig
-from streams.errors import GenerationFencedError, TaskFencedError, TopologyError
+from streams.errors import GenerationFencedError, TaskFencedError, TopologyError, UnsupportedBrokerError
 from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
 from streams.runtime.assignor import MemberState, TaskAssignor
@@ -549,7 +549,7 @@ class Worker:
                                producer_per_task=self.config.producer_per_task, group_id=self.config.app_id,
                                stats=self.commit_stats)
         except Exception as exc:
-            if not self.config.exactly_once:
+            if not self.config.exactly_once or isinstance(exc, UnsupportedBrokerError):
                 raise
             fenced = "fenced: " if isinstance(exc, TaskFencedError | GenerationFencedError) else ""
             log.warning("commit failed, %s%s: %s", fenced, type(exc).__name__, exc)

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiokafka
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
-from aiokafka.errors import NoOffsetForPartitionError
+from aiokafka.errors import IncompatibleBrokerVersion, NoOffsetForPartitionError
 
 from streams.gcpause import gc_paused
 from streams.transport.base import GroupAssignor, GroupMetadata, RawRecord, RebalanceListener, TopicPartition
@@ -46,6 +46,7 @@ class KafkaConsumer:
         self.group_id = group_id
         self.reset_policy: str = options["auto_offset_reset"]
         self._isolation_level = isolation_level
+        self._stable_reads = True
         self._group_instance_id: str | None = options.get("group_instance_id")
         self._listener: ListenerAdapter | None = None
         self._consumer = AIOKafkaConsumer(
@@ -121,15 +122,21 @@ class KafkaConsumer:
         unstable: set[TopicPartition] = set()
         if not tps:
             return unstable
+        committed: list[int | None] | None = None
         if self.group_id is None:
-            committed: list[int | None] = [None] * len(tps)
-        elif self._isolation_level == "read_committed":
-            # the consumer's own client: its connections, and the broker versions it negotiated
-            offsets, unstable = await fetch_stable_offsets(self._consumer._client, self.group_id,
-                                                           all_from_aiokafka(tps))
-            tps = [tp for tp in tps if tp not in unstable]
-            committed = [offsets.get(tp) for tp in tps]
-        else:
+            committed = [None] * len(tps)
+        elif self._isolation_level == "read_committed" and self._stable_reads:
+            try:
+                # the consumer's own client: its connections, and the broker versions it negotiated
+                offsets, unstable = await fetch_stable_offsets(self._consumer._client, self.group_id,
+                                                               all_from_aiokafka(tps))
+                tps = [tp for tp in tps if tp not in unstable]
+                committed = [offsets.get(tp) for tp in tps]
+            except IncompatibleBrokerVersion:
+                # A broker before 2.5: exactly_once (per-task producers) needs no stable reads, because
+                # starting a task's producer ends the older owner's transaction first.
+                self._stable_reads = False
+        if committed is None:
             committed = await asyncio.gather(*(self._consumer.committed(tp) for tp in tps))
         uncommitted = []
         for tp, offset in zip(tps, committed, strict=True):

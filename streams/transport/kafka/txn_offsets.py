@@ -43,7 +43,7 @@ from aiokafka.protocol.types import (
     TaggedFields,
 )
 
-from streams.errors import GenerationFencedError
+from streams.errors import GenerationFencedError, UnsupportedBrokerError
 from streams.transport.base import GroupMetadata, TopicPartition
 
 TXN_OFFSET_COMMIT, OFFSET_FETCH = 28, 9
@@ -151,10 +151,14 @@ class OffsetFetchRequestV7(RequestStruct):
     )
 
 
+class BrokerWithoutKip447(UnsupportedBrokerError, IncompatibleBrokerVersion):
+    """A broker before 2.5; the framework's error, and aiokafka's for an unsupported request version."""
+
+
 def _require(versions: Mapping[int, tuple[int, int]], api_key: int, version: int, name: str) -> None:
     low, high = versions.get(api_key, (0, -1))
     if not low <= version <= high:
-        raise IncompatibleBrokerVersion(
+        raise BrokerWithoutKip447(
             f"the broker does not support {name} v{version} (KIP-447, Kafka 2.5 and later; it supports "
             f"v{low} to v{high}); use processing_guarantee='exactly_once', which needs no KIP-447")
 
