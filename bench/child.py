@@ -45,6 +45,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--state-dir", default="")
     parser.add_argument("--commit-interval", type=float, default=1.0)
+    parser.add_argument("--guarantee", default="at_least_once", help="the framework sides' processing_guarantee")
     parser.add_argument("--batch-bytes", type=int, default=0,
                         help="producer max_batch_size for both the framework and the raw loop (0: the default)")
     parser.add_argument("--profile", default="", help="write a cProfile of the whole run to this file")
@@ -94,8 +95,10 @@ async def run_worker(app: App, records: int) -> dict[str, Any]:
             await worker._commit()
         end, end_cpu = time.time(), time.process_time()
         stored = sum(store.approximate_count() for task in worker.tasks.values() for store in task.stores.values())
+        stats = worker.commit_stats
         report = {"first": probe.first, "end": end, "records": probe.consumed, "cpu": end_cpu - probe.first_cpu,
-                  "commits": worker.commit_stats.commits, "stored_keys_estimate": stored}
+                  "commits": stats.commits, "commit_p50_ms": stats.percentile(0.5),
+                  "commit_p99_ms": stats.percentile(0.99), "stored_keys_estimate": stored}
     finally:
         await worker.shutdown(commit=False)
     return report
@@ -108,7 +111,8 @@ def producer_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def make_app(args: argparse.Namespace) -> App:
     return App(args.group, args.brokers, state_dir=args.state_dir or None, commit_interval=args.commit_interval,
-               poll_max_records=POLL_RECORDS, producer_config=producer_config(args))
+               poll_max_records=POLL_RECORDS, producer_config=producer_config(args),
+               processing_guarantee=args.guarantee)
 
 
 async def streams_stateless(args: argparse.Namespace) -> dict[str, Any]:

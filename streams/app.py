@@ -53,6 +53,10 @@ class App:
     Settings (see docs/configuration.md) are validated here, into one StreamsConfig
     (app.config); a STREAMS_<SETTING> environment variable overrides the argument.
     brokers: "host:port[,host:port]", "kafka://...", "memory://[NAME]" or "local://PATH".
+    processing_guarantee: "at_least_once" (default); "exactly_once_v2", exactly-once with one transactional
+        producer per worker, fenced by the consumer group's generation (brokers 2.5 and later); or
+        "exactly_once", exactly-once with one transactional producer per task, for older brokers
+        (docs/exactly-once.md).
     commit_interval: seconds between commits (default 1.0, or 0.1 under exactly-once).
     on_error: "dlq" (default), "skip" or "fail" for records that cannot be processed.
     producer_config / consumer_config: passed through to the Kafka clients.

@@ -231,19 +231,20 @@ async def test_rebalance_between_two_consumers(memory_url):
     await wait_until(lambda: first.assignment() == everything)
     assert len(await poll_until(first, 4)) == 4
     await first.commit({TopicPartition("work", p): 1 for p in range(4)})
-    _, first_generation = first.group_metadata()
+    first_generation = first.group_metadata().generation_id
 
     second = transport.consumer("g", config=FAST)
     second.subscribe(["work"], second_listener)
     await second.start()
     await wait_until(lambda: len(first.assignment()) == 2 and len(second.assignment()) == 2)
     assert first.assignment() | second.assignment() == everything
-    assert first.group_metadata()[1] == second.group_metadata()[1] == first_generation + 1
+    assert first.group_metadata().generation_id == second.group_metadata().generation_id == first_generation + 1
     assert first_listener.events == [("revoked", set()), ("assigned", everything), ("revoked", everything),
                                      ("assigned", first.assignment())]
     assert second_listener.events == [("revoked", set()), ("assigned", second.assignment())]
     admin = await started(transport.admin())
-    assert sorted(await admin.active_members("g")) == sorted([first.group_metadata()[0], second.group_metadata()[0]])
+    members = [first.group_metadata().member_id, second.group_metadata().member_id]
+    assert sorted(await admin.active_members("g")) == sorted(members)
 
     await send(transport, [record("work", p, b"more") for p in range(4)])
     got = await poll_until(first, 2) + await poll_until(second, 2)

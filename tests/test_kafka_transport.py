@@ -247,7 +247,7 @@ async def test_group_consumer_listener_commit_and_membership(transport, admin, t
     assert await admin.active_members(group) == []
     listener = RecordingListener()
     consumer = transport.consumer(group, config=FAST_GROUP)
-    assert consumer.group_metadata() == ("", -1)
+    assert consumer.group_metadata() == (group, "", -1, None)
     await consumer.start()
     try:
         consumer.subscribe([topic_name], listener)
@@ -255,8 +255,9 @@ async def test_group_consumer_listener_commit_and_membership(transport, admin, t
         assert len(records) == 6
         assert ("assigned", {p0, p1}) in listener.events
         assert consumer.assignment() == {p0, p1}
-        member_id, generation = consumer.group_metadata()
-        assert member_id and generation >= 1
+        metadata = consumer.group_metadata()
+        member_id = metadata.member_id
+        assert member_id and metadata.generation_id >= 1 and metadata.group_id == group
         assert await admin.active_members(group) == [member_id]
 
         assert await consumer.committed(p0) is None
@@ -398,7 +399,7 @@ async def test_group_assignor_user_data_travels_and_assignment_is_respected(tran
         try:
             late.subscribe([topic_name], RecordingListener())
             assert await wait_for(lambda: late.assignment() == everything and early.assignment() == set())
-            members = {early.group_metadata()[0], late.group_metadata()[0]}
+            members = {early.group_metadata().member_id, late.group_metadata().member_id}
             (leader_view,) = [
                 a.seen_members for a in (early_assignor, late_assignor) if a.seen_members.keys() == members
             ]

@@ -9,6 +9,10 @@ commit and leave the group.
 Start-up order: create the declared topics that are missing, run the start-up
 tasks (they may send), check every used topic exists and create the internal
 ones, load the global tables, join the group.
+
+Under exactly-once a new task starts only once its input offsets are stable:
+while an older owner's transaction still holds offsets for them (it crashed or
+froze mid-commit), the task waits, its partitions paused, and the loop retries.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from rocksdict import Cache
 
 from streams.compiler.compile import CompiledTopology, PhysicalPlan, plan_tasks
 from streams.config import StreamsConfig
-from streams.errors import TaskFencedError, TopologyError
+from streams.errors import GenerationFencedError, TaskFencedError, TopologyError, UnsupportedBrokerError
 from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
 from streams.runtime.assignor import MemberState, TaskAssignor
 from streams.runtime.clients import no_such_topics, place
 from streams.runtime.commit import CommitStats, commit_tasks
 from streams.runtime.global_tables import GlobalTables
+from streams.runtime.identity import WorkerId
 from streams.runtime.restore import RestoreResult, restore_store
 from streams.runtime.scheduler import Clock, Schedule, Scheduler
 from streams.runtime.standby import StandbyTasks
@@ -43,7 +48,7 @@ from streams.runtime.topics import (
     internal_topic_problem,
     missing_topics_error,
 )
-from streams.runtime.transactions import TaskTransactions
+from streams.runtime.transactions import TaskTransactions, WorkerTransaction
 from streams.serdes import check_serdes
 from streams.state.global_store import TaskGlobalStore, global_specs
 from streams.state.rocksdb import RocksDBConfig
@@ -54,6 +59,10 @@ from streams.transport.base import OutRecord, RawRecord, TopicPartition, TopicSp
 
 log = logging.getLogger(__name__)
 
+# exactly_once_v2: a transaction left open by a worker that died is aborted by the broker after this long,
+# unless the worker comes back first; until then its input partitions cannot move to another worker.
+TRANSACTION_TIMEOUT_MS = 10_000
+WAITING_RETRY_S = 0.2
 _running: dict[str, list[Worker]] = {}
 
 
@@ -96,6 +105,9 @@ class Worker:
         self.standbys: StandbyTasks | None = None
         self.global_tables: GlobalTables | None = None
         self.transactions: TaskTransactions | None = None
+        self.worker_id: WorkerId | None = None
+        self.waiting: set[str] = set()  # assigned tasks whose input offsets are not stable yet
+        self._waiting_retry = 0.0
         self.store_config = RocksDBConfig(write_buffer_size=8 << 20, max_write_buffer_number=2,
                                           block_cache=Cache(64 << 20))
         self.restore_results: list[RestoreResult] = []
@@ -140,8 +152,14 @@ class Worker:
         self.admin = self.transport.admin()
         await self.admin.start()
         await create_declared_topics(self.admin, self.topology.declared_topics)
-        if self.config.exactly_once:
+        if self.config.producer_per_task:
             self.transactions = TaskTransactions(self.transport, self.config.app_id, self.config.producer_config)
+            self.send_producer = self.transport.producer(config=self.config.producer_config)
+        elif self.config.exactly_once:
+            self.worker_id = WorkerId(self.config.state_path())
+            config = {"transaction_timeout_ms": TRANSACTION_TIMEOUT_MS, **self.config.producer_config}
+            self.producer = WorkerTransaction(self.transport, f"{self.config.app_id}-{self.worker_id.value}", config)
+            await self.producer.start()  # aborts what this worker's crashed incarnation left open
             self.send_producer = self.transport.producer(config=self.config.producer_config)
         else:
             self.producer = self.send_producer = self.transport.producer(config=self.config.producer_config)
@@ -213,6 +231,10 @@ class Worker:
                     log.exception("closing %s failed", type(client).__name__)
         self.consumer = self._restore_consumer = self._standby_consumer = self.producer = self.admin = None
         self.send_producer = None
+        self.waiting.clear()
+        if self.worker_id is not None:
+            self.worker_id.release()
+            self.worker_id = None
         workers = _running.get(self.config.app_id, [])
         if self in workers:
             workers.remove(self)
@@ -289,21 +311,31 @@ class Worker:
         return plan_tasks(self.topology, partitions_per_topic)
 
     def _member_state(self) -> MemberState:
-        return MemberState(owned=sorted(self.tasks), standby=sorted(self.standbys.task_ids))
+        """What the assignor needs to keep tasks where their state is.
+
+        A worker joins after its revoked tasks are closed, so it reports the
+        active tasks of its last assignment rather than the (now empty) running
+        set; and every task directory left on disk as an older copy.
+        """
+        assignment = self.assignor.assignment if self.assignor is not None else None
+        owned = set(assignment.active) if assignment is not None else set()
+        standby = self.standbys.task_ids
+        root = self.config.state_path()
+        on_disk = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
+        local = {t for t in on_disk if t in self.plan.tasks} - owned - standby
+        return MemberState(owned=sorted(owned), standby=sorted(standby), local=sorted(local))
 
     async def _update_standbys(self) -> None:
         """Follow the changelogs of the standby tasks the leader gave this worker."""
         assignment = self.assignor.assignment if self.assignor is not None else None
         wanted = set(assignment.standby) if assignment is not None else set()
-        wanted = {t for t in wanted - set(self.tasks) if t in self.plan.tasks and self.plan.tasks[t].subtopology.stores}
-        await self.standbys.update(wanted)
+        await self.standbys.update({t for t in wanted - set(self.tasks) if t in self.plan.tasks})
 
     @property
     def is_leader(self) -> bool:
         if self.assignor is None or self.assignor.assignment is None or self.consumer is None:
             return False
-        member_id, _generation = self.consumer.group_metadata()
-        return self.assignor.assignment.leader == member_id
+        return self.assignor.assignment.leader == self.consumer.group_metadata().member_id
 
     # -- rebalance listener
 
@@ -314,34 +346,63 @@ class Worker:
             except Exception:
                 log.exception("commit before rebalance failed; records since the last commit will be replayed")
                 await self._abandon_all()
-            for task_id in sorted(self.plan.tasks_for(revoked)):
+            gone = self.plan.tasks_for(revoked)
+            for task_id in sorted(gone):
                 await self._close_task(task_id)
+            self.waiting -= gone
             if revoked:
                 log.info("revoked %d partitions; %d tasks remain", len(revoked), len(self.tasks))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # Paused partitions return no records: none can be fetched from a position that
-        # the seek below is about to replace.
+        # the seek below is about to replace.  Those of waiting tasks stay paused.
         self.consumer.pause(assigned)
-        try:
-            async with self._lock:
-                created = {}
-                for task_id in sorted(self.plan.tasks_for(assigned)):
-                    if task_id not in self.tasks:
-                        created[task_id] = await self._create_task(task_id)
-                # Read committed offsets only now that the tasks' producers have fenced any
-                # older owner: a zombie can no longer commit offsets beyond them.
-                inputs = [tp for task_id in created for tp in self.plan.tasks[task_id].inputs]
-                await self.consumer.seek_to_committed_or_reset(inputs)
-                for task in created.values():
-                    for tp in task.plan.inputs:
-                        task.positions[tp] = await self.consumer.position(tp)
-                self.tasks.update(created)
-                await self._update_standbys()
-                log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
-        finally:
-            self.consumer.resume(assigned)
+        async with self._lock:
+            await self._start_tasks(sorted(self.plan.tasks_for(assigned) - set(self.tasks)))
+            await self._update_standbys()
+            log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
+        self.consumer.resume(assigned - {tp for task_id in self.waiting for tp in self.plan.tasks[task_id].inputs})
         self._assigned.set()
+
+    async def _start_tasks(self, task_ids: list[str]) -> None:
+        """Position the tasks' inputs at their committed offsets, then create the tasks.
+
+        exactly_once starts each task's producer first, which fences the task's
+        older owners: a zombie can no longer commit offsets beyond those read
+        here.  Under exactly_once_v2 offsets that an older owner's transaction
+        still holds are unstable (KIP-447): their task waits, its partitions
+        paused, until that transaction commits or aborts, and the loop retries.
+        """
+        if self.transactions is not None:
+            for task_id in task_ids:
+                if task_id not in self.transactions.by_task:
+                    await self.transactions.start(task_id)
+        unstable = await self.consumer.seek_to_committed_or_reset(
+            [tp for task_id in task_ids for tp in self.plan.tasks[task_id].inputs])
+        ready = [task_id for task_id in task_ids if not self.plan.tasks[task_id].inputs & unstable]
+        self.waiting = (self.waiting | set(task_ids)) - set(ready)
+        if unstable:
+            log.info("tasks %s wait: an older owner's transaction holds offsets of %d of their partitions",
+                     ", ".join(sorted(self.waiting)), len(unstable))
+        if ready and self.tasks:
+            await self._commit()  # no transaction stays open while the restores below run
+            if not self.tasks:
+                return  # the commit failed and closed every task; the rejoin restarts them all
+        created = {task_id: await self._create_task(task_id) for task_id in ready}
+        for task in created.values():
+            for tp in task.plan.inputs:
+                task.positions[tp] = await self.consumer.position(tp)
+        self.tasks.update(created)  # all at once: readers of the tasks' stores never see a part of them
+
+    async def _start_waiting(self) -> None:
+        """Retry the tasks whose input offsets were unstable; start the partitions of those now ready."""
+        self._waiting_retry = time.monotonic() + WAITING_RETRY_S
+        waiting = sorted(self.waiting)
+        await self._start_tasks(waiting)
+        started = [task_id for task_id in waiting if task_id in self.tasks]
+        if started:
+            self.consumer.resume([tp for task_id in started for tp in self.plan.tasks[task_id].inputs])
+            log.info("tasks %s started after waiting for stable offsets", ", ".join(started))
 
     async def _close_task(self, task_id: str, abort: bool = False) -> None:
         task = self.tasks.pop(task_id, None)
@@ -355,10 +416,13 @@ class Worker:
 
     async def _abandon_all(self) -> None:
         """Exactly-once recovery: drop uncommitted work and restart tasks from their last commit."""
-        if self.transactions is None:
+        if not self.config.exactly_once:
             return
+        if isinstance(self.producer, WorkerTransaction):
+            await self.producer.discard()
         for task_id in sorted(self.tasks):
             await self._close_task(task_id, abort=True)
+        self.waiting.clear()
         self.consumer.request_rejoin()
         log.warning("aborted open transactions and closed all tasks; rejoining the group to restart them")
 
@@ -371,8 +435,6 @@ class Worker:
     async def _create_task(self, task_id: str) -> Task:
         """Open the task's stores, restore them from their changelogs, then build the task."""
         plan = self.plan.tasks[task_id]
-        if self.transactions is not None:
-            await self.transactions.start(task_id)  # fences older owners before anything is read
         self.standbys.release(task_id)
         stores = self._open_stores(task_id)
         for store in stores.values():
@@ -408,6 +470,9 @@ class Worker:
                 await self.scheduler.run_due(self.is_leader)
             if self.standbys.stores:
                 await self.standbys.poll()
+            if self.waiting and time.monotonic() >= self._waiting_retry:
+                async with self._lock:
+                    await self._start_waiting()
 
     async def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
         """Run a poll through its tasks; what they write to repartition topics goes out merged by event time
@@ -440,8 +505,8 @@ class Worker:
         await self._send_output(outputs)
 
     async def _send_output(self, outputs: list[tuple[Task, list[OutRecord]]]) -> None:
-        """Queue the tasks' output: all on the shared producer, repartitioned records merged by event time
-        (streams/task/ordering.py), or each task's in its transaction."""
+        """Queue the tasks' output: all on the worker's producer, repartitioned records merged by event time
+        (streams/task/ordering.py), or each task's in its transaction (per-task exactly_once)."""
         tasks = list(dict.fromkeys(task for task, _output in outputs))
         unknown = {topic for task in tasks if task.unplaced for topic in task.unplaced_topics()}
         if unknown:
@@ -459,8 +524,15 @@ class Worker:
             await asyncio.gather(*(self._send_in_transaction(task, output) for task, output in by_task.items()))
             return
         records = in_send_order(outputs)
-        if records:
+        if not records:
+            return
+        try:
             await self.producer.send_many(records)
+        except TaskFencedError:
+            if not self.config.exactly_once:
+                raise
+            log.warning("this worker's transactional producer was fenced; closing its tasks")
+            await self._abandon_all()
 
     async def _send_in_transaction(self, task: Task, output: list[OutRecord]) -> None:
         try:
@@ -477,13 +549,17 @@ class Worker:
             await self.send_producer.flush()  # what timers and scripts sent, when no task commit flushes it
         if not self.tasks:
             return
-        if self.transactions is None:
-            await commit_tasks(self.tasks.values(), lambda task: self.producer, self.consumer,
-                               stats=self.commit_stats)
-            return
+        if self.transactions is not None:
+            producer_of = lambda task: self.transactions.by_task[task.task_id]
+        else:
+            producer_of = lambda task: self.producer
         try:
-            await commit_tasks(self.tasks.values(), lambda task: self.transactions.by_task[task.task_id],
-                               self.consumer, exactly_once=True, group_id=self.config.app_id, stats=self.commit_stats)
+            await commit_tasks(self.tasks.values(), producer_of, self.consumer, exactly_once=self.config.exactly_once,
+                               producer_per_task=self.config.producer_per_task, group_id=self.config.app_id,
+                               stats=self.commit_stats)
         except Exception as exc:
-            log.warning("commit failed (%s: %s)", type(exc).__name__, exc)
+            if not self.config.exactly_once or isinstance(exc, UnsupportedBrokerError):
+                raise
+            fenced = "fenced: " if isinstance(exc, TaskFencedError | GenerationFencedError) else ""
+            log.warning("commit failed, %s%s: %s", fenced, type(exc).__name__, exc)
             await self._abandon_all()
