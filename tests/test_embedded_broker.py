@@ -154,7 +154,7 @@ def modes(root) -> dict[str, int]:
 
 
 async def test_local_broker_files_are_private_and_a_deleted_database_is_logged(local_url, caplog):
-    caplog.set_level(logging.INFO, logger="streams.transport.embedded.sqlite")
+    caplog.set_level(logging.DEBUG, logger="streams.transport.embedded.sqlite")
     transport = await setup(local_url, TopicSpec("events", 1))
     await send(transport, [record("events", 0, b"secret", b"k")])
     directory = pathlib.Path(local_url[len("local://"):])

@@ -188,7 +188,7 @@ def _log_empty_start(directory: Path, ran_before: bool) -> None:
         log.warning("local broker at %s: %s is missing (deleted?); starting an EMPTY broker: earlier topics, "
                     "records and committed offsets are gone", directory, DATABASE)
     else:
-        log.info("local broker at %s: no %s yet; starting an empty broker", directory, DATABASE)
+        log.debug("local broker at %s: no %s yet; starting an empty broker", directory, DATABASE)
 
 
 def _lock(path: Path) -> TextIO | None:
