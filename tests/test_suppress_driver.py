@@ -16,10 +16,10 @@ from streams.runtime.stores import TaskStore
 from streams.task.task import Task
 from streams.testing import TestDriver
 from streams.transport.base import RawRecord, TopicPartition
-from streams.windows import Hopping, Session, Sliding, Tumbling, WindowedSerde
+from streams.windows import Hopping, Session, Sliding, Tumbling, WindowedJsonSerde
 
 PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-WINDOWED = WindowedSerde("str")
+WINDOWED = WindowedJsonSerde()
 
 
 def make_app(**kwargs) -> App:
