@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from streams.compiler.topology import Node, TopologyBuilder
 from streams.dsl.global_table import GlobalTable
 from streams.dsl.stream import Stream
-from streams.processors.joins.stream_stream import StreamJoinSide
+from streams.processors.joins.stream_stream import StreamJoinSide, StrictJoinSide
 from streams.processors.joins.stream_table import Discard, StreamTableJoin, VersionedLookupJoin
 from streams.processors.joins.table_table import KINDS, TableJoinSide
 from streams.processors.joins.wall_clock import WallClockClose
@@ -139,8 +139,8 @@ def _stream_stream(left: Stream, right: Stream, joiner: Joiner, kind: str, windo
         side_name = builder.new_name(f"{prefix}-SIDE", f"{join_name}-{'left' if is_left else 'right'}")
 
         def make(side_name: str = side_name, is_left: bool = is_left) -> StreamJoinSide:
-            return StreamJoinSide(side_name, is_left, kind, window, left_store, right_store, ks, left_vs, right_vs,
-                                  joiner)
+            side = StreamJoinSide if window.late == "join" else StrictJoinSide
+            return side(side_name, is_left, kind, window, left_store, right_store, ks, left_vs, right_vs, joiner)
 
         sides.append(builder.add(Node(side_name, f"{prefix}-{'THIS' if is_left else 'OTHER'}", make, stores=(spec,),
                                       params={"window": repr(window)}), upstream._node))
