@@ -8,12 +8,14 @@ range, then the next one's, and everything after the first looks late:
 
 - Within a task, TaskInputs releases records in event-time order across its
   partitions.  A windowed stream-stream join advances one stream time with
-  records of both inputs, so its task orders them exactly and also *holds*
-  records back while one of its partitions has none buffered: that partition
-  may deliver an older record next (a poll may bring many records of one input
-  and none of the other, typically while catching up on a backlog).  After
-  max_idle_ms of waiting the buffered records go anyway, the dry partition
-  being taken as idle.
+  records of both inputs, and a stream-table or table-table join looks rows up
+  as of processing time, so the interleaving decides which row a record meets:
+  the task of a join orders its inputs exactly, as Kafka Streams' tasks do, and
+  also *holds* records back while one of its partitions has none buffered: that
+  partition may deliver an older record next (a poll may bring many records of
+  one input and none of the other, typically while catching up on a backlog).
+  After max_idle_ms of waiting the buffered records go anyway, the dry
+  partition being taken as idle.
 - Across tasks, what the tasks of a poll write to repartition topics is merged
   by event time before it is sent (in_send_order), so the tasks downstream get
   every upstream task's records nearly in event-time order.
