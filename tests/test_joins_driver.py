@@ -603,6 +603,20 @@ def test_ordered_inputs_hold_records_back_while_a_partition_is_dry():
     assert not inputs.pending and inputs.advanced() == {left: 3}
 
 
+def test_a_dry_partition_read_to_its_end_holds_nothing_back():
+    left, right = TopicPartition("left", 0), TopicPartition("right", 0)
+    inputs = TaskInputs([left, right], as_records, hold=True, max_idle_ms=500)
+    inputs.add(left, [raw_at("left", n, ts) for n, ts in enumerate((1, 2))])
+    assert list(inputs.take(1_000)) == []  # right may still deliver older records
+    runs = list(inputs.take(1_000, caught_up={right}))  # the consumer read right to its end: nothing older comes
+    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws, _span in runs] == [("left", [1, 2])]
+    inputs.add(left, [raw_at("left", 2, 5)])
+    inputs.add(right, [raw_at("right", 0, 3)])
+    runs = list(inputs.take(1_001, caught_up={right}))  # right runs dry while left still has a record: left goes on
+    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws, _span in runs] == [("right", [3]), ("left", [5])]
+    assert not inputs.pending
+
+
 def test_a_task_keeps_two_inputs_in_timestamp_order_across_polls():
     app = stream_stream_app("left", JoinWindows(0, 10))
     now = [0]

@@ -491,6 +491,9 @@ class Worker:
             by_task.setdefault(task_id, {})  # records held back for timestamp order may be due now
         work = [(task, task_batches) for task_id, task_batches in by_task.items()
                 if (task := self.tasks.get(task_id)) is not None]
+        for task, _batches in work:
+            if task.inputs.hold:  # a partition read to its end cannot deliver older records now
+                task.caught_up = frozenset(await self.consumer.caught_up(task.plan.inputs))
         outputs = process_poll(work)
         for task, _batches in work:
             if task.agents:
