@@ -60,8 +60,8 @@ class App:
     commit_interval: seconds between commits (default 1.0, or 0.1 under exactly-once).
     on_error: "dlq" (default), "skip" or "fail" for records that cannot be processed.
     producer_config / consumer_config: passed through to the Kafka clients.
-    max_task_idle: seconds a task with a windowed stream-stream join holds records back while one of
-        its input partitions has none buffered, to keep both inputs in timestamp order (docs/joins.md).
+    max_task_idle: seconds a task with a join holds records back while one of its input partitions has
+        none buffered, to keep its inputs in timestamp order (docs/joins.md).
     security_protocol, ssl_context, sasl_mechanism, sasl_plain_username, sasl_plain_password: reach every
         Kafka client, the admin client included.
     """
@@ -200,12 +200,16 @@ class App:
 
     def table(self, topic: str | Topic, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
               name: str | None = None, *, key_type: type | None = None, value_type: type | None = None,
-              versioned: Duration | None = None) -> Table:
+              versioned: Duration | None = None, preload: bool = False) -> Table:
         """A table read from a compacted topic, which also serves as its changelog.
 
         The serdes and types are those of stream().  versioned=timedelta(...) keeps each
         key's history for that long, so that a stream joined with it finds the row as of
-        each stream record's time (docs/state.md).
+        each stream record's time (docs/state.md).  Otherwise the table follows its topic as
+        the task processes it: in a join, in timestamp order with the other input, and a
+        restarted task restores it up to the offset it had processed (Kafka Streams' rules);
+        preload=True restores the whole topic before the task processes anything, so that the
+        first stream records already see every row (docs/joins.md).
         """
         retention = None if versioned is None else to_ms(versioned, "versioned")
         if retention == 0:
@@ -216,7 +220,7 @@ class App:
         if retention is not None:
             return versioned_table(self.builder, source._node, store_name, ks, vs, retention)
         spec = self.builder.add_store(StoreSpec(store_name, ks, vs, changelog_topic=topic_name(topic),
-                                                options={"source_topic": True}))
+                                                options={"source_topic": True, "preload": bool(preload)}))
         node_name = self.builder.new_name("KTABLE-SOURCE")
         node = self.builder.add(Node(node_name, "KTABLE-SOURCE", lambda: TableSource(node_name, store_name, ks, vs),
                                      stores=(spec,)), source._node)

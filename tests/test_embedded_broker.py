@@ -389,7 +389,15 @@ async def test_positions_pause_and_reset_policies(memory_url):
     latest = await started(transport.consumer(None, config={"auto_offset_reset": "latest"}))
     latest.assign([p0])
     assert await latest.position(p0) == 3
+    assert await latest.caught_up([p0]) == {p0}
     await latest.stop()
+    reader = await started(transport.consumer(None))
+    reader.assign([p0, p1])
+    reader.pause([p1])
+    assert await reader.caught_up([p0, p1]) == set()
+    assert len(await poll_until(reader, 3)) == 3
+    assert await reader.caught_up([p0, p1]) == {p0}  # p1's three records are still to be read
+    await reader.stop()
     with pytest.raises(TypeError, match="no_such_option"):
         transport.consumer(None, config={"no_such_option": 1})
 

@@ -51,7 +51,7 @@ async def test_every_join_kind_end_to_end(brokers, tmp_path):
                                   **{t[n]: 2 for n in ("enriched", "enriched-left", "rekeyed", "priced", "tt",
                                                        "matched")}})
     app = make_app(brokers, tmp_path)
-    customers = app.table(t["customers"], name="customers")
+    customers = app.table(t["customers"], name="customers", preload=True)
     products = app.global_table(t["products"], name="products")
     orders = app.stream(t["orders"])
     orders.join(customers, lambda o, c: {**o, "name": c["name"]}).to(t["enriched"])
@@ -65,7 +65,7 @@ async def test_every_join_kind_end_to_end(brokers, tmp_path):
                                         window=JoinWindows(0, 10 * MINUTE, grace=MINUTE)).to(t["matched"])
 
     base = int(time.time() * 1000) - 3_600_000
-    # Orders first, customers after: the table is restored in full before any order is processed.
+    # Orders first, customers after: preloaded, the table is restored in full before any order is processed.
     await produce(brokers, t["orders"], [("c1", {"id": 1, "product": "p1"}), ("c2", {"id": 2, "product": "p2"}),
                                          ("c4", {"id": 3, "product": "p9"}), ("c3", {"id": 4, "product": "p1"})])
     await produce(brokers, t["orders-by-id"], [(f"o{n}", {"id": n, "customer": c})
@@ -106,6 +106,38 @@ async def test_every_join_kind_end_to_end(brokers, tmp_path):
     assert sorted((k, v, r.timestamp) for (k, v), r in zip(decoded(matched), matched, strict=True)) == [
         ("o1", ["order1", "pay1"], base + 3 * MINUTE), ("o2", ["order2", None], base + MINUTE),
         ("o3", ["order3", None], base + 2 * MINUTE)]
+
+
+def customer_lookup_app(brokers: str, state_dir, app_id: str, t: dict) -> App:
+    app = make_app(brokers, state_dir, app_id)
+    app.stream(t["orders"], value_serde="str").left_join(app.table(t["customers"], value_serde="str"), pair).to(
+        t["enriched"])
+    return app
+
+
+async def test_a_table_follows_its_topic_in_timestamp_order_and_restores_to_the_processed_offset(brokers, tmp_path):
+    """Kafka Streams' rules: a stream record sees the rows older than itself, however the two topics
+    were written; a restarted task restores the table only as far as it had processed its topic, with
+    its state directory or without."""
+    t = {n: unique_name(n) for n in ("orders", "customers", "enriched")}
+    await create_topics(brokers, {t["customers"]: 2}, COMPACT)
+    await create_topics(brokers, {t["orders"]: 2, t["enriched"]: 1})
+    app_id, base = unique_name("lookup"), int(time.time() * 1000) - 3_600_000
+    await produce(brokers, t["orders"], [("c1", "o1", base + 150), ("c1", "o2", base + 250), ("c2", "o3", base + 50)])
+    await produce(brokers, t["customers"], [("c1", "Ann", base + 100), ("c1", "Annie", base + 200),
+                                            ("c2", "Bob", base + 60)])
+    async with running(customer_lookup_app(brokers, tmp_path / "a", app_id, t)):
+        first = await read_topic(brokers, t["enriched"], expected=3)
+    assert sorted(decoded(first)) == [("c1", ["o1", "Ann"]), ("c1", ["o2", "Annie"]), ("c2", ["o3", "Bob"])]
+
+    for state_dir in (tmp_path / "a", tmp_path / "wiped"):  # the same state directory, then an empty one
+        n = len(first)
+        await produce(brokers, t["orders"], [("c1", f"o{n + 1}", base + 100 * n + 290)])
+        await produce(brokers, t["customers"], [("c1", f"Anna{n}", base + 100 * n + 300)])
+        async with running(customer_lookup_app(brokers, state_dir, app_id, t)):
+            first = await read_topic(brokers, t["enriched"], expected=n + 1)
+        # The new order is older than the new row: it meets the row restored from before the restart.
+        assert decoded(first)[-1] == ("c1", [f"o{n + 1}", "Annie" if n == 3 else f"Anna{n - 1}"])
 
 
 async def test_inputs_with_different_partition_counts_are_refused(brokers, tmp_path):

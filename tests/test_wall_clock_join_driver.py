@@ -17,17 +17,21 @@ def pair(left, right):
     return [left, right]
 
 
-def join_app(kind: str = "left", close_on_wall_clock: bool = True) -> App:
+def join_app(kind: str = "left", close_on_wall_clock: bool = True, late: str = "join") -> App:
     app = App("wallclock", brokers="unused:9092")
     left, right = app.stream("left"), app.stream("right")
     options = {"close_on_wall_clock": True} if close_on_wall_clock else {}
-    getattr(left, f"{kind}_join")(right, pair, window=JoinWindows(before=0, after=10, grace=5), name="j",
+    getattr(left, f"{kind}_join")(right, pair, window=JoinWindows(before=0, after=10, grace=5, late=late), name="j",
                                   **options).to("out")
     return app
 
 
-def test_an_unmatched_record_on_a_quiet_partition_is_emitted_after_window_and_grace_of_wall_clock():
-    with TestDriver(join_app()) as driver:
+@pytest.mark.parametrize("late, then", [
+    ("drop", []),  # L1 left its buffer with its result: R1 finds no match (and is not late either)
+    ("join", [("a", ["L1", "R1"], 105)]),  # Kafka Streams' rules: L1 is still kept, and the late match follows
+])
+def test_an_unmatched_record_on_a_quiet_partition_is_emitted_after_window_and_grace_of_wall_clock(late, then):
+    with TestDriver(join_app(late=late)) as driver:
         driver.pipe_input("left", "a", "L1", timestamp=100)
         driver.advance_wall_clock(1)  # the punctuation sees stream time at 100 from here on
         driver.advance_wall_clock(15)  # 100 + 15 = 115: L1's window (up to 110, grace to 115) is not past yet
@@ -35,9 +39,9 @@ def test_an_unmatched_record_on_a_quiet_partition_is_emitted_after_window_and_gr
         driver.advance_wall_clock(1)
         assert [(r.key, r.value, r.timestamp) for r in driver.read_output("out")] == [("a", ["L1", None], 100)]
         assert driver.tasks["0_0"].metrics.get("wall_clock_unmatched") == 1
-        driver.pipe_input("right", "a", "R1", timestamp=105)  # L1 is gone: no match, and R1 is not late either
+        driver.pipe_input("right", "a", "R1", timestamp=105)
         driver.advance_wall_clock(1000)
-        assert driver.read_output("out") == []
+        assert [(r.key, r.value, r.timestamp) for r in driver.read_output("out")] == then
 
 
 def test_off_by_default():

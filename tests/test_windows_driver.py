@@ -103,6 +103,50 @@ def test_sliding_windows_follow_the_records():
             (0, 1), (2, 2), (5, 3), (11, 2), (13, 1), (15, 2), (16, 1)]
 
 
+@pytest.mark.parametrize("exact, expected", [
+    # Kafka Streams' rules: 116 and 121 arrive when their own left windows have closed, so those are
+    # never made; [116, 126] starts from nothing and [117, 127] (116's right window) never exists.
+    (False, [(90, 100, 1), (116, 126, 1), (120, 130, 3), (122, 132, 2), (127, 137, 1)]),
+    # exact=True makes the closed windows too (never emitting them), so later copies are exact.
+    (True, [(90, 100, 1), (116, 126, 3), (117, 127, 2), (120, 130, 3), (122, 132, 2), (127, 137, 1)]),
+])
+def test_sliding_windows_built_from_closed_ones(exact, expected):
+    app = make_app()
+    app.stream("in").group_by_key().window(Sliding(10, grace=5, exact=exact)).count(emit="final").to("out")
+    with TestDriver(app) as driver:
+        pipe(driver, [("a", ts) for ts in (100, 130, 116, 121, 126, 200)])
+        assert sorted(r[1:] for r in results(driver)) == expected
+        assert driver.tasks["0_0"].metrics.get("late_records") == 0
+
+
+def test_a_sliding_window_changed_at_its_close_is_emitted_again():
+    # As with Kafka Streams' suppress(): with grace 0, [10, 20] is due when 20 arrives, which first
+    # updates [12, 22] (closing the due windows) and then [10, 20], which goes out again.
+    app = make_app()
+    app.stream("in").group_by_key().window(Sliding(10)).count(emit="final").to("out")
+    with TestDriver(app) as driver:
+        pipe(driver, [("a", 9), ("a", 11), ("a", 15)])
+        assert results(driver) == [("a", -1, 9, 1), ("a", 1, 11, 2), ("a", 5, 15, 3)]
+        pipe(driver, [("a", 20)])
+        assert [(r.key.start, r.key.end, r.value, r.timestamp) for r in driver.read_output("out", key_serde=W)] == [
+            (10, 20, 2, 15), (10, 20, 3, 20)]
+
+
+@pytest.mark.parametrize("retention, expected", [
+    # [0, 0] closed at 15 and is past retention: 5, within its gap, starts a session of its own.
+    (None, [("a", 0, 0, 1), ("a", 5, 5, 1), ("b", 15, 15, 1)]),
+    # Still retained, [0, 0] merges with 5 into an open session, which gets a final result too.
+    (100, [("a", 0, 0, 1), ("a", 0, 5, 2), ("b", 15, 15, 1)]),
+])
+def test_a_late_record_within_the_gap_of_a_closed_session(retention, expected):
+    app = make_app()
+    app.stream("in").group_by_key().window(Session(10, grace=5)).count(emit="final", retention=retention).to("out")
+    with TestDriver(app) as driver:
+        pipe(driver, [("a", 0), ("b", 15), ("a", 5), ("b", 40)])
+        assert results(driver) == expected
+        assert driver.tasks["0_0"].metrics.get("late_records") == 0
+
+
 def test_sessions_merge_and_emit_tombstones_for_merged_sessions():
     app = make_app()
     grouped = app.stream("in").group_by_key()
@@ -119,9 +163,9 @@ def test_sessions_merge_and_emit_tombstones_for_merged_sessions():
         assert results(driver) == [("a", 0, 12, None), ("a", 25, 25, None), ("a", 0, 25, 5)]
         assert driver.store("sessions").fetch("a") == [(Windowed("a", 0, 25), 5)]
         assert results(driver, "sums") == []
-        pipe(driver, [("b", 65, 0)])
+        pipe(driver, [("b", 64, 0)])
         assert results(driver, "sums") == []
-        pipe(driver, [("b", 66, 0)])  # stream time reaches end + gap + grace + 1: the session closes
+        pipe(driver, [("b", 65, 0)])  # stream time reaches end + gap + grace: the session closes
         assert results(driver, "sums") == [("a", 0, 25, 31)]
 
 
@@ -140,7 +184,7 @@ def test_session_aggregate_needs_a_merger_and_uses_it():
     with TestDriver(app) as driver:
         pipe(driver, [("k", 0, "x"), ("k", 10, "y"), ("k", 5, "z")])
         assert results(driver)[-1] == ("k", 0, 10, ["x", "y", "z"])
-    assert merges == [("k", ["x"], ["y"])]
+    assert merges == [("k", [], ["x"]), ("k", ["x"], ["y"])]  # from initializer(), oldest session first
 
 
 def test_late_records_are_counted_and_logged_at_debug(caplog):
@@ -201,7 +245,7 @@ def test_retention_keeps_the_store_bounded(window):
     per_key = {"time": window.min_retention // getattr(window, "advance", 1) + 1,
                "sliding": 2 * ((window.min_retention + 50) // spacing + 2), "session": 2}[window.kind]
     assert entries[WINDOWS] == entries[INDEX] <= keys * per_key
-    assert entries[b"m"] == 1
+    assert entries[b"m"] == 2  # the stream time and the store time
 
 
 def test_retention_option_keeps_closed_windows_queryable_and_refuses_less_than_needed():
@@ -346,13 +390,14 @@ def test_restart_over_rocksdb_keeps_open_windows_and_stream_time(tmp_path):
     app.stream("in").group_by_key().window(Session(10)).count(name="c", emit="final").to("out")
     with TestDriver(app) as driver:
         task = open_task(driver, tmp_path)
-        assert feed(task, [("a", 100), ("b", 105), ("a", 108), ("a", 115)], 0) == []
+        assert feed(task, [("a", 100), ("b", 105), ("a", 108), ("a", 114)], 0) == []
         task.close()
         task = open_task(driver, tmp_path)  # a new task over the same state directory
-        assert feed(task, [("a", 80)], 4) == []  # late: stream time 115 survived the restart
+        assert feed(task, [("a", 80)], 4) == []  # late: stream time 114 survived the restart
         assert task.metrics.get("late_records") == 1
-        assert feed(task, [("c", 125)], 5) == [(Windowed("b", 105, 105), 1)]
-        assert feed(task, [("c", 126)], 6) == [(Windowed("a", 100, 115), 3)]
+        assert feed(task, [("c", 115)], 5) == [(Windowed("b", 105, 105), 1)]
+        assert feed(task, [("c", 123)], 6) == []
+        assert feed(task, [("c", 124)], 7) == [(Windowed("a", 100, 114), 3)]
         task.close()
 
 

@@ -4,7 +4,9 @@ Every join ends in a node marked "copartitioned", so the compiler puts both
 inputs in one sub-topology and checks that their source topics have the same
 number of partitions (a global table is not a node and needs neither).  A
 stream whose key was changed upstream goes through a repartition topic first,
-sized by the compiler to match the other side.
+sized by the compiler to match the other side.  Those nodes are also marked
+"time_ordered": what a join emits depends on the order its inputs interleave,
+so its task processes them in timestamp order, as Kafka Streams' tasks do.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from streams.compiler.topology import Node, TopologyBuilder
 from streams.dsl.global_table import GlobalTable
 from streams.dsl.stream import Stream
-from streams.processors.joins.stream_stream import StreamJoinSide
+from streams.processors.joins.stream_stream import StreamJoinSide, StrictJoinSide
 from streams.processors.joins.stream_table import Discard, StreamTableJoin, VersionedLookupJoin
 from streams.processors.joins.table_table import KINDS, TableJoinSide
 from streams.processors.joins.wall_clock import WallClockClose
@@ -82,7 +84,8 @@ def _stream_table(stream: Stream, table: Table, joiner: Joiner, kind: str, name:
     anchor_name = builder.new_name("KTABLE-LOOKUP", f"{join_name}-lookup")
     anchor = builder.add(Node(anchor_name, "KTABLE-LOOKUP", lambda: Discard(anchor_name)), table_node)
     node = builder.add(Node(join_name, prefix, lambda: StreamTableJoin(join_name, store_name, ks, vs, joiner, left),
-                            params={"copartitioned": True, "table": store_name}), keyed._node, anchor)
+                            params={"copartitioned": True, "time_ordered": True, "table": store_name}),
+                            keyed._node, anchor)
     return Stream(builder, node, keyed.key_serde, resolve(value_serde, "json"))
 
 
@@ -139,8 +142,8 @@ def _stream_stream(left: Stream, right: Stream, joiner: Joiner, kind: str, windo
         side_name = builder.new_name(f"{prefix}-SIDE", f"{join_name}-{'left' if is_left else 'right'}")
 
         def make(side_name: str = side_name, is_left: bool = is_left) -> StreamJoinSide:
-            return StreamJoinSide(side_name, is_left, kind, window, left_store, right_store, ks, left_vs, right_vs,
-                                  joiner)
+            side = StreamJoinSide if window.late == "join" else StrictJoinSide
+            return side(side_name, is_left, kind, window, left_store, right_store, ks, left_vs, right_vs, joiner)
 
         sides.append(builder.add(Node(side_name, f"{prefix}-{'THIS' if is_left else 'OTHER'}", make, stores=(spec,),
                                       params={"window": repr(window)}), upstream._node))
@@ -180,6 +183,9 @@ def table_join(left: Table, right: Table, joiner: Joiner, kind: str, name: str |
     left_node, left_store = materialized(left, f"{join_name}-left")
     right_node, right_store = materialized(right, f"{join_name}-right")
     ks = left.key_serde
+    times_name = f"{join_name}-times-store"
+    times = builder.add_store(StoreSpec(times_name, resolve("bytes", "bytes"), resolve("bytes", "bytes"),
+                                        builder.internal_topic(times_name, "changelog")))
     sides = []
     for is_left, upstream, other_store, other_serde in ((True, left_node, right_store, right.value_serde),
                                                         (False, right_node, left_store, left.value_serde)):
@@ -187,11 +193,12 @@ def table_join(left: Table, right: Table, joiner: Joiner, kind: str, name: str |
 
         def make(side_name: str = side_name, is_left: bool = is_left, other_store: str = other_store,
                  other_serde: Any = other_serde) -> TableJoinSide:
-            return TableJoinSide(side_name, kind, is_left, other_store, ks, other_serde, joiner)
+            return TableJoinSide(side_name, kind, is_left, other_store, times_name, ks, other_serde, joiner)
 
-        sides.append(builder.add(Node(side_name, f"{prefix}-{'THIS' if is_left else 'OTHER'}", make), upstream))
-    node = builder.add(Node(join_name, prefix, lambda: Passthrough(join_name), params={"copartitioned": True}),
-                       *sides)
+        sides.append(builder.add(Node(side_name, f"{prefix}-{'THIS' if is_left else 'OTHER'}", make,
+                                      stores=(times,) if is_left else ()), upstream))
+    node = builder.add(Node(join_name, prefix, lambda: Passthrough(join_name),
+                            params={"copartitioned": True, "time_ordered": True}), *sides)
     return Table(builder, node, None, ks, resolve(value_serde, "json"))
 
 

@@ -62,7 +62,8 @@ class WindowedStream:
         """reducer(aggregate, value) per window; sessions merge with reducer(older, newer) too."""
         initializer, aggregator = reducer_as_aggregator(reducer)
         return self._aggregate("KSTREAM-WINDOWED-REDUCE", initializer, aggregator,
-                               lambda key, a, b: reducer(a, b), name, value_serde, emit, retention, idle_close)
+                               lambda key, a, b: aggregator(key, b, a), name, value_serde, emit, retention,
+                               idle_close)
 
     def aggregate(self, initializer: Callable[[], Any], aggregator: Callable[[Any, Any, Any], Any],
                   name: str | None = None, *, merger: Merger | None = None, value_serde: SerdeLike = None,

@@ -62,6 +62,22 @@ def reducer_as_aggregator(reducer: Callable[[Any, Any], Any]) -> tuple[Callable[
     return (lambda: missing), aggregate
 
 
+class TableDelete(Record):
+    """A table's delete of a key, saying whether the key had a row.
+
+    A table-table join emits nothing for deleting a row that was not there when
+    the other side has none either, as Kafka Streams does with the old values it
+    sends along.  Operators that copy records drop this to a plain Record, whose
+    deletes count as deleting a row.
+    """
+
+    __slots__ = ("existed",)
+
+    def __init__(self, r: Record, existed: bool) -> None:
+        super().__init__(r.key, None, r.timestamp, r.headers, r.origin)
+        self.existed = existed
+
+
 class TableSource(StoreProcessor):
     """Materializes a topic as a table: a value upserts its key, a tombstone deletes it."""
 
@@ -77,7 +93,7 @@ class TableSource(StoreProcessor):
         self.restored_to = self.store.checkpoint() or 0
 
     def process(self, batch: list[Record]) -> None:
-        put, delete, restored_to = self.store.put, self.store.delete, self.restored_to
+        get, put, delete, restored_to = self.store.get, self.store.put, self.store.delete, self.restored_to
         out = []
         for r in batch:
             if r.key is None:
@@ -92,9 +108,11 @@ class TableSource(StoreProcessor):
             else:
                 key, value = raw.key, raw.value
             if value is None:
+                existed = get(key) is not None
                 delete(key)
-            else:
-                put(key, value)
+                out.append(TableDelete(r, existed))
+                continue
+            put(key, value)
             out.append(r)
         self.forward(out)
 
@@ -152,7 +170,7 @@ class TableMaterialize(StoreProcessor):
         self.value_serde = value_serde
 
     def process(self, batch: list[Record]) -> None:
-        put, delete = self.store.put, self.store.delete
+        get, put, delete = self.store.get, self.store.put, self.store.delete
         serialize_key, serialize = self.key_serde.serialize, self.value_serde.serialize
         out = []
         for r in batch:
@@ -161,9 +179,11 @@ class TableMaterialize(StoreProcessor):
             try:
                 key = serialize_key(r.key)
                 if r.value is None:
+                    existed = get(key) is not None
                     delete(key)
-                else:
-                    put(key, serialize(r.value))
+                    out.append(TableDelete(r, existed))
+                    continue
+                put(key, serialize(r.value))
             except Exception as exc:
                 self.context.report_error(r, exc, self.name)
                 continue

@@ -45,11 +45,14 @@ ProgressListener = Callable[[str, int, RestoreProgress], None]
 
 
 async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: float = 2.0,
-                        on_progress: ProgressListener | None = None) -> RestoreResult | None:
+                        on_progress: ProgressListener | None = None,
+                        restore_to: int | None = None) -> RestoreResult | None:
     """Replay the store's changelog partition into it; returns None for stores without one.
 
-    Progress goes to the log every progress_every_s, and to on_progress (the CLI's
-    progress bar) after every poll.
+    restore_to stops the replay at that offset instead of the partition's end: a table
+    read from its own topic is restored only as far as the task had processed that topic,
+    and the task reads the rest as input.  Progress goes to the log every
+    progress_every_s, and to on_progress (the CLI's progress bar) after every poll.
     """
     tp = store.changelog
     if tp is None:
@@ -64,6 +67,8 @@ async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: 
     started = time.monotonic()
     restorer = StoreRestorer(store.local)
     start = restorer.start_offset(beginning, end)
+    if restore_to is not None:
+        end = max(start, min(end, restore_to))
     if restorer.wiped and store.checkpoint_before_restore is not None:
         log.warning("store %s[%d]: checkpoint %d is outside the changelog's offsets %d..%d; rebuilding",
                     store.name, tp.partition, store.checkpoint_before_restore, beginning, end)

@@ -438,7 +438,13 @@ class Worker:
         self.standbys.release(task_id)
         stores = self._open_stores(task_id)
         for store in stores.values():
-            result = await restore_store(store, self._restore_consumer, on_progress=self.restore_progress)
+            restore_to = None
+            if store.source_topic_changelog and not store.spec.options.get("preload"):
+                # Restored only as far as the task had processed its topic: the task reads the
+                # rest in timestamp order with its other inputs (streams/task/ordering.py).
+                restore_to = await self.consumer.committed(store.changelog) or 0
+            result = await restore_store(store, self._restore_consumer, on_progress=self.restore_progress,
+                                         restore_to=restore_to)
             if result is not None:
                 self.restore_results.append(result)
         stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
@@ -485,6 +491,9 @@ class Worker:
             by_task.setdefault(task_id, {})  # records held back for timestamp order may be due now
         work = [(task, task_batches) for task_id, task_batches in by_task.items()
                 if (task := self.tasks.get(task_id)) is not None]
+        for task, _batches in work:
+            if task.inputs.hold:  # a partition read to its end cannot deliver older records now
+                task.caught_up = frozenset(await self.consumer.caught_up(task.plan.inputs))
         outputs = process_poll(work)
         for task, _batches in work:
             if task.agents:

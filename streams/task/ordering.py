@@ -8,12 +8,15 @@ range, then the next one's, and everything after the first looks late:
 
 - Within a task, TaskInputs releases records in event-time order across its
   partitions.  A windowed stream-stream join advances one stream time with
-  records of both inputs, so its task orders them exactly and also *holds*
-  records back while one of its partitions has none buffered: that partition
-  may deliver an older record next (a poll may bring many records of one input
-  and none of the other, typically while catching up on a backlog).  After
-  max_idle_ms of waiting the buffered records go anyway, the dry partition
-  being taken as idle.
+  records of both inputs, and a stream-table or table-table join looks rows up
+  as of processing time, so the interleaving decides which row a record meets:
+  the task of a join orders its inputs exactly, as Kafka Streams' tasks do, and
+  also *holds* records back while one of its partitions has none buffered: that
+  partition may deliver an older record next (a poll may bring many records of
+  one input and none of the other, typically while catching up on a backlog),
+  unless the consumer has read it to the end the broker reported (caught up),
+  which is all Kafka Streams waits for by default.  After max_idle_ms of waiting
+  the buffered records go anyway, the dry partition being taken as idle.
 - Across tasks, what the tasks of a poll write to repartition topics is merged
   by event time before it is sent (in_send_order), so the tasks downstream get
   every upstream task's records nearly in event-time order.
@@ -26,7 +29,7 @@ chunk at a time, just ahead of where it releases records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from streams.gcpause import gc_paused
@@ -151,8 +154,12 @@ class TaskInputs:
                     part.orphans.extend(chunk)
         return part.records[part.next_record]
 
-    def _heads(self, now_ms: int) -> list[tuple[int, TopicPartition, _Partition]] | None:
-        """(time, partition) of every partition's next record, oldest first; None while holding back."""
+    def _heads(self, now_ms: int, caught_up: Collection[TopicPartition]
+               ) -> list[tuple[int, TopicPartition, _Partition]] | None:
+        """(time, partition) of every partition's next record, oldest first; None while holding back.
+
+        A dry partition in caught_up, read to its end, holds nothing back.
+        """
         heads = []
         for tp, part in self._partitions.items():
             if part.next_record < len(part.records):  # the common case, without a call
@@ -165,7 +172,8 @@ class TaskInputs:
             self._blocked_since = None
             return None
         if self.hold:
-            if len(heads) == len(self._partitions):
+            if len(heads) == len(self._partitions) or all(
+                    tp in caught_up for tp, part in self._partitions.items() if part.next_record >= len(part.records)):
                 self._blocked_since = None  # nothing holds the task back now
             elif self.max_idle_ms > 0:
                 if self._blocked_since is None:
@@ -176,8 +184,8 @@ class TaskInputs:
             heads.sort(key=_time)
         return heads
 
-    def take(self, now_ms: int) -> Iterator[Run]:
-        """Runs of records that may be processed now, in processing order.
+    def take(self, now_ms: int, caught_up: Collection[TopicPartition] = ()) -> Iterator[Run]:
+        """Runs of records that may be processed now, in processing order (caught_up: see _heads).
 
         A run is one partition's records, oldest partition first, until they pass
         the next partition's oldest record (+ slack).  Lazily: each chunk is read
@@ -185,7 +193,7 @@ class TaskInputs:
         still in the CPU's caches.
         """
         while True:
-            heads = self._heads(now_ms)
+            heads = self._heads(now_ms, caught_up)
             if self.spans:
                 for orphan_tp, orphan in self._partitions.items():
                     if orphan.orphans:

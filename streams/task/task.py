@@ -71,11 +71,13 @@ class Task:
         # Tasks of a sub-topology, one per partition: the partition count a key of its stores is placed by.
         self.partitions = max(partition_counts[t] for t in plan.subtopology.source_topics)
         self.agents = [p for p in self.processors if isinstance(p, AgentProcessor)]
-        # Records leave in event-time order across partitions; windowed stream-stream joins need it exactly
-        # and hold records back for it (streams/task/ordering.py).
+        # Records leave in event-time order across partitions; joins need it exactly and hold
+        # records back for it (streams/task/ordering.py).
         self.time_ordered = any(node.params.get("time_ordered") for node in plan.subtopology.nodes)
         self.inputs = TaskInputs(plan.inputs, self._read, hold=self.time_ordered, max_idle_ms=max_idle_ms,
                                  spans=any(len(readers) > 1 for readers in self.sources.values()))
+        # The input partitions the consumer has read to their end: they hold nothing back (set by the worker).
+        self.caught_up: frozenset[TopicPartition] = frozenset()
         # Topics through which its output feeds other tasks, in the order it is sent (streams/task/ordering.py).
         self.repartition_topics = frozenset(node.sink_topic for node in plan.subtopology.nodes
                                             if node.sink_topic and node.internal_topic)
@@ -209,7 +211,7 @@ class Task:
         Records below a partition's position were processed already (a consumer
         re-delivers them after a seek) and are skipped.  Records go through in
         event-time order across the task's partitions (streams/task/ordering.py); a
-        task with a windowed stream-stream join may hold some back, and
+        task with a join may hold some back, and
         process({}) releases them once they are due.
         """
         with gc_paused():
@@ -227,7 +229,7 @@ class Task:
                 inputs.add(tp, raws)
                 positions[tp] = raws[-1].offset + 1
             newest, processed, sources = self._stream_time, 0, self.sources
-            for tp, records, raws in inputs.take(self.clock() if inputs.hold else 0):
+            for tp, records, raws in inputs.take(self.clock() if inputs.hold else 0, self.caught_up):
                 readers = sources[tp.topic]
                 if records:
                     readers[0].forward(records)

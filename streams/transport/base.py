@@ -81,6 +81,10 @@ class Consumer(Protocol):
 
     async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]: ...
 
+    async def caught_up(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """The partitions whose records, up to the end the broker last reported, poll has all returned."""
+        ...
+
     async def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]: ...
 
     def group_metadata(self) -> GroupMetadata:

@@ -8,11 +8,12 @@ and counts that idle time on top of it:
 
     effective time = stream time + (now - wall-clock time when stream time last moved)
 
-Every buffered record of an outer side whose window has closed by the effective
-time leaves its buffer, and one that never joined gets its unmatched result, as
-it would have once stream time got there.  Stream time itself does not move, so
-later records are not made late by it; but a record that arrives after its
-partner left this way finds no partner to join.
+Every unmatched record of an outer side whose window has closed by the effective
+time gets its unmatched result, as it would have once stream time got there.
+Stream time itself does not move, so later records are not made late by it.
+With JoinWindows(late="drop") such a record also leaves its buffer, and one that
+arrives after its partner left this way finds no partner to join; with the
+default rules the partner stays kept, and a late match can follow the result.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.processors.api import Processor
-from streams.processors.joins.stream_stream import JoinState
+from streams.processors.joins.stream_stream import JoinState, unmatched_results
 from streams.record import Record
 from streams.serdes import Serde
+from streams.windows.join_store import LEFT
 from streams.windows.join_windows import JoinWindows
 
 
@@ -34,6 +36,7 @@ class WallClockClose(Processor):
                  key_serde: Serde, left_serde: Serde, right_serde: Serde, joiner: Callable[[Any, Any], Any]) -> None:
         super().__init__(name)
         self.outer = (kind in ("left", "outer"), kind == "outer")
+        self.window = window
         self.spans = (window.left_close_span, window.right_close_span)
         self.store_names = (left_store, right_store)
         self.key_serde = key_serde
@@ -58,6 +61,9 @@ class WallClockClose(Processor):
             self.seen_time, self.moved_at = state.stream_time, wall_clock_ms
             return
         effective = state.stream_time + wall_clock_ms - self.moved_at
+        if self.window.late == "join":
+            self._emit_pending(effective)
+            return
         out: list[Record] = []
         deserialize_key, joiner = self.key_serde.deserialize, self.joiner
         for index, buffer in enumerate((state.left, state.right)):
@@ -73,6 +79,18 @@ class WallClockClose(Processor):
                                       ts))
                 except Exception as exc:
                     self.context.report_error(None, exc, self.name)
+        if out:
+            self.context.metrics.incr("wall_clock_unmatched", len(out))
+        self.forward(out)
+
+    def _emit_pending(self, effective: int) -> None:
+        """Kafka Streams' rules: the waiting unmatched records closed by the effective time go out."""
+        window, pending = self.window, self.state.pending
+        closed = [entry for entry in pending.entries()
+                  if entry[1] + (window.after if entry[2] == LEFT else window.before) + window.grace < effective]
+        out = unmatched_results(self, closed)
+        pending.since = None  # the oldest one left is not known now: look again at the next record
+        self.state.save()
         if out:
             self.context.metrics.incr("wall_clock_unmatched", len(out))
         self.forward(out)

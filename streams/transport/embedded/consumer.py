@@ -261,6 +261,17 @@ class EmbeddedConsumer:
         broker = self._started()
         return {TopicPartition(*tp): broker.end_offset(TopicPartition(*tp), self.read_committed) for tp in partitions}
 
+    async def caught_up(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """Partitions read up to their end (last stable offset for a read_committed consumer)."""
+        broker = self._started()
+        found = set()
+        with broker.lock:
+            for partition in partitions:
+                tp = self._assigned(partition)
+                if self._resolve(broker, tp) >= broker.end_offset(tp, self.read_committed):
+                    found.add(tp)
+        return found
+
     async def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         broker = self._started()
         return {TopicPartition(*tp): broker.log_start(TopicPartition(*tp)) for tp in partitions}

@@ -44,6 +44,7 @@ class KafkaConsumer:
         if assignor is not None:
             options["partition_assignment_strategy"] = (AssignorAdapter(assignor),)
         self.group_id = group_id
+        self.read_committed = isolation_level == "read_committed"
         self.reset_policy: str = options["auto_offset_reset"]
         self._isolation_level = isolation_level
         self._stable_reads = True
@@ -157,6 +158,16 @@ class KafkaConsumer:
     async def position(self, partition: TopicPartition) -> int:
         """The offset of the next record this consumer will fetch from the partition."""
         return await self._consumer.position(to_aiokafka(partition))
+
+    async def caught_up(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """Partitions polled up to the end of the last fetch response (unknown before one: not caught up)."""
+        found = set()
+        for tp in partitions:
+            atp = to_aiokafka(tp)
+            end = self._consumer.last_stable_offset(atp) if self.read_committed else self._consumer.highwater(atp)
+            if end is not None and end >= 0 and await self._consumer.position(atp) >= end:
+                found.add(tp)
+        return found
 
     def pause(self, partitions: Iterable[TopicPartition]) -> None:
         self._consumer.pause(*all_to_aiokafka(partitions))
