@@ -47,6 +47,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--state-dir", default="")
     parser.add_argument("--commit-interval", type=float, default=1.0)
+    parser.add_argument("--guarantee", default="at_least_once", help="the framework sides' processing_guarantee")
     parser.add_argument("--batch-bytes", type=int, default=0,
                         help="producer max_batch_size for both the framework and the raw loop (0: the default)")
     parser.add_argument("--profile", default="", help="write a cProfile of the whole run to this file")
@@ -112,8 +113,10 @@ async def run_worker(app: App, records: int) -> dict[str, Any]:
             await worker._commit()
         end, end_cpu = time.time(), time.process_time()
         stored = sum(store.approximate_count() for task in worker.tasks.values() for store in task.stores.values())
+        stats = worker.commit_stats
         report = {"first": probe.first, "end": end, "records": probe.consumed, "cpu": end_cpu - probe.first_cpu,
-                  "commits": worker.commit_stats.commits, "stored_keys_estimate": stored}
+                  "commits": stats.commits, "commit_p50_ms": stats.percentile(0.5),
+                  "commit_p99_ms": stats.percentile(0.99), "stored_keys_estimate": stored}
         if scraper is not None:
             report["scrapes"] = stop_scraper(scraper)
             scraper = None
@@ -133,7 +136,8 @@ def make_app(args: argparse.Namespace) -> App:
     metrics = {"on": {"metrics_recording_level": "info", "web_port": 0},
                "off": {"metrics_recording_level": "off"}}.get(args.metrics, {})
     return App(args.group, args.brokers, state_dir=args.state_dir or None, commit_interval=args.commit_interval,
-               poll_max_records=POLL_RECORDS, producer_config=producer_config(args), **metrics)
+               poll_max_records=POLL_RECORDS, producer_config=producer_config(args),
+               processing_guarantee=args.guarantee, **metrics)
 
 
 async def streams_stateless(args: argparse.Namespace) -> dict[str, Any]:

@@ -6,7 +6,8 @@ Feeds the same fetched records (aiokafka ConsumerRecords, as getmany returns
 them) through (a) the raw loop's work: loads, filter, map, dumps, append to a
 producer batch, and (b) the framework's: poll conversion, the task's
 processors, partitioning, serialization and send_many's batch building, with
-the network send stubbed out.  On a machine where the broker and the client
+the network send stubbed out; a poll's output is put in send order as in the
+worker (streams/task/ordering.py).  On a machine where the broker and the client
 share two cores, this CPU cost is what decides throughput, and it is far more
 repeatable than a run against the broker.  --profile prints a cProfile of (b).
 """
@@ -33,6 +34,7 @@ from streams.compiler.compile import plan_tasks
 from streams.partitioner import KeyPartitioner
 from streams.runtime.stores import TaskStore
 from streams.task.errors_policy import ErrorPolicy
+from streams.task.ordering import in_send_order, process_poll
 from streams.task.task import Task
 from streams.transport.kafka.consumer import to_raw_batches
 from streams.transport.kafka.producer import DEFAULTS, KafkaProducer
@@ -137,11 +139,8 @@ async def framework_loop(polls: list[Poll], tasks: dict[int, Task],
     """What the worker does per poll, and per commit interval for stores (changelog and local batch)."""
     producer = StubbedProducer("127.0.0.1:1")
     for n, poll in enumerate(polls, 1):
-        outputs = []
-        for tp, raws in to_raw_batches(consumer_records(poll)).items():
-            task = tasks[tp.partition]
-            task.process({tp: raws})
-            outputs.extend(task.take_output())
+        work = [(tasks[tp.partition], {tp: raws}) for tp, raws in to_raw_batches(consumer_records(poll)).items()]
+        outputs = in_send_order(process_poll(work))
         if outputs:
             await producer.send_many(outputs)
         if n % commit_every == 0 or n == len(polls):

@@ -5,8 +5,10 @@
 - orders.join(products, ...): each order looks its product up in a global table, by a key
   computed from the order (no co-partitioning needed);
 - .left_join(customers, ...): each priced order looks its customer up (a stream-table join on
-  the customer id, which keys both topics; the customers table is restored in full from its
-  topic before any order is processed).
+  the customer id, which keys both topics).  The customers table is reference data, so it is
+  preloaded: restored in full from its topic before any order is processed.  Without
+  preload=True a table follows its topic in timestamp order with the orders, as in Kafka
+  Streams, and an order meets only the customer rows written before it.
 
 It sends sample customers, tiers, products and orders, starts a worker in this
 process, waits until every order is enriched, changes a tier and deletes a
@@ -38,7 +40,7 @@ orders_topic = app.topic(f"orders-{RUN}", partitions=PARTITIONS)
 enriched_topic = app.topic(f"orders-enriched-{RUN}", partitions=PARTITIONS)
 profiles_topic = app.topic(f"customer-profiles-{RUN}", partitions=PARTITIONS)
 
-customers = app.table(customers_topic, name="customers")
+customers = app.table(customers_topic, name="customers", preload=True)
 tiers = app.table(tiers_topic, name="tiers")
 products = app.global_table(products_topic, name="products")
 

@@ -2,8 +2,10 @@
 
 Every order gets exactly one line in "order-payments": the payment that arrived within ten
 minutes of it, or, once its ten minutes (plus one minute of grace for stragglers) have passed
-in event time, a line saying it is unpaid.  A payment that comes later does not match, and an
-unpaid order is never reported before its window has closed.
+in event time, a line saying it is unpaid.  The window is JoinWindows(..., late="drop"): a
+payment that arrives after the order's window has closed does not match, so an unpaid line is
+final.  (With the default, Kafka Streams' rules, such a payment would still match the order
+the join keeps, after its unpaid line.)
 
 It sends orders and payments with their event times, starts a worker in this
 process, waits until every order has its line, prints them, and exits.
@@ -35,7 +37,7 @@ matched_topic = app.topic(f"order-payments-{RUN}", partitions=PARTITIONS)
 
 orders = app.stream(orders_topic)
 payments = app.stream(payments_topic)
-within_ten_minutes = JoinWindows(before=0, after=timedelta(minutes=10), grace=timedelta(minutes=1))
+within_ten_minutes = JoinWindows(before=0, after=timedelta(minutes=10), grace=timedelta(minutes=1), late="drop")
 matched = orders.left_join(
     payments,
     lambda order, payment: {**order, "paid": payment is not None, "paid_by": payment and payment["method"]},

@@ -18,7 +18,7 @@ import time
 import uuid
 from datetime import timedelta
 
-from streams import App, Session, Tumbling, WindowedSerde
+from streams import App, Session, Tumbling, WindowedJsonSerde
 
 RUN = uuid.uuid4().hex[:8]
 USERS, PAGES = ["ada", "bo", "cyd", "dee"], ["/", "/search", "/item", "/cart"]
@@ -28,8 +28,8 @@ app = App(f"windowed-counts-{RUN}", brokers="memory://windowed-counts", commit_i
 
 # One input partition keeps the views in event-time order through the repartition by page.
 page_views = app.topic(f"windowed-views-{RUN}", partitions=1)
-# Results are keyed by window: Windowed(page, start, end), written with WindowedSerde.
-per_minute_topic = app.topic(f"windowed-per-minute-{RUN}", partitions=1, key_serde=WindowedSerde("str"))
+# Results are keyed by window: Windowed(page, start, end), written as JSON {"key", "start", "end"}.
+per_minute_topic = app.topic(f"windowed-per-minute-{RUN}", partitions=1, key_serde=WindowedJsonSerde())
 
 # Event time is the "ts" field of each view; records are keyed by user.
 views = app.stream(page_views, timestamp_extractor=lambda user, view, raw: view["ts"])

@@ -9,11 +9,14 @@ it may change without notice, and examples and docs never import it
 from streams.app import App
 from streams.dsl.agent_table import AgentTable
 from streams.dsl.global_table import GlobalTable
+from streams.dsl.grouped_table import GroupedTable
 from streams.dsl.stream import GroupedStream, Stream
+from streams.dsl.suppress import Suppressed, until_time_limit, until_window_closes
 from streams.dsl.table import Table
 from streams.dsl.topic import Topic
 from streams.dsl.windows import WindowedStream, WindowedTable
 from streams.errors import (
+    BufferFullError,
     ProcessingError,
     SerializationError,
     StoreUnavailableError,
@@ -37,16 +40,27 @@ from streams.schema_registry import (
 )
 from streams.serdes import BytesSerde, FloatSerde, IntSerde, JsonSerde, Serde, StrSerde
 from streams.testing import TestDriver
-from streams.windows import Hopping, JoinWindows, Session, Sliding, Tumbling, Windowed, WindowedSerde
+from streams.windows import (
+    Hopping,
+    JoinWindows,
+    Session,
+    Sliding,
+    Tumbling,
+    Windowed,
+    WindowedJsonSerde,
+    WindowedSerde,
+)
 
 __all__ = [
     "AgentTable",
     "App",
     "AvroSerde",
+    "BufferFullError",
     "BytesSerde",
     "FloatSerde",
     "GlobalTable",
     "GroupedStream",
+    "GroupedTable",
     "Hopping",
     "IncompatibleSchemaError",
     "IntSerde",
@@ -71,15 +85,19 @@ __all__ = [
     "StrSerde",
     "Stream",
     "StreamsError",
+    "Suppressed",
     "Table",
     "TestDriver",
     "Topic",
     "TopologyError",
     "Tumbling",
     "Windowed",
+    "WindowedJsonSerde",
     "WindowedSerde",
     "WindowedStream",
     "WindowedTable",
     "UnknownTopicError",
     "WireFormatError",
+    "until_time_limit",
+    "until_window_closes",
 ]

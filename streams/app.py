@@ -17,7 +17,7 @@ from streams.config import StreamsConfig
 from streams.dsl.agent_table import AgentTable, tables_used
 from streams.dsl.global_table import GlobalTable, add_global_table
 from streams.dsl.stream import Stream
-from streams.dsl.table import Table
+from streams.dsl.table import Table, versioned_table
 from streams.dsl.topic import (
     HeadersLike,
     Topic,
@@ -39,6 +39,7 @@ from streams.serdes import Serde, SerdeLike, bind
 from streams.state.spec import StoreSpec
 from streams.transport.base import OutRecord, Transport
 from streams.transport.factory import open_transport
+from streams.windows.definitions import Duration, to_ms
 
 
 def _seconds(value: float | timedelta) -> float:
@@ -51,11 +52,15 @@ class App:
     Settings (see docs/configuration.md) are validated here, into one StreamsConfig
     (app.config); a STREAMS_<SETTING> environment variable overrides the argument.
     brokers: "host:port[,host:port]", "kafka://...", "memory://[NAME]" or "local://PATH".
+    processing_guarantee: "at_least_once" (default); "exactly_once_v2", exactly-once with one transactional
+        producer per worker, fenced by the consumer group's generation (brokers 2.5 and later); or
+        "exactly_once", exactly-once with one transactional producer per task, for older brokers
+        (docs/exactly-once.md).
     commit_interval: seconds between commits (default 1.0, or 0.1 under exactly-once).
     on_error: "dlq" (default), "skip" or "fail" for records that cannot be processed.
     producer_config / consumer_config: passed through to the Kafka clients.
-    max_task_idle: seconds a task with a windowed stream-stream join holds records back while one of
-        its input partitions has none buffered, to keep both inputs in timestamp order (docs/joins.md).
+    max_task_idle: seconds a task with a join holds records back while one of its input partitions has
+        none buffered, to keep its inputs in timestamp order (docs/joins.md).
     security_protocol, ssl_context, sasl_mechanism, sasl_plain_username, sasl_plain_password: reach every
         Kafka client, the admin client included.
     web_port, web_host, web_advertised_host: the worker's web server (off unless web_port is set; 0 picks a
@@ -202,16 +207,28 @@ class App:
         return Stream(self.builder, node, ks, vs)
 
     def table(self, topic: str | Topic, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
-              name: str | None = None, *, key_type: type | None = None, value_type: type | None = None) -> Table:
+              name: str | None = None, *, key_type: type | None = None, value_type: type | None = None,
+              versioned: Duration | None = None, preload: bool = False) -> Table:
         """A table read from a compacted topic, which also serves as its changelog.
 
-        The serdes and types are those of stream().
+        The serdes and types are those of stream().  versioned=timedelta(...) keeps each
+        key's history for that long, so that a stream joined with it finds the row as of
+        each stream record's time (docs/state.md).  Otherwise the table follows its topic as
+        the task processes it: in a join, in timestamp order with the other input, and a
+        restarted task restores it up to the offset it had processed (Kafka Streams' rules);
+        preload=True restores the whole topic before the task processes anything, so that the
+        first stream records already see every row (docs/joins.md).
         """
+        retention = None if versioned is None else to_ms(versioned, "versioned")
+        if retention == 0:
+            raise ValueError("versioned must be a positive duration (how long history is kept), got 0 ms")
         store_name = name or self.builder.new_name("KTABLE-SOURCE-STATE-STORE")
         source = self.stream(topic, key_serde, value_serde, key_type=key_type, value_type=value_type)
         ks, vs = source.key_serde, source.value_serde
+        if retention is not None:
+            return versioned_table(self.builder, source._node, store_name, ks, vs, retention)
         spec = self.builder.add_store(StoreSpec(store_name, ks, vs, changelog_topic=topic_name(topic),
-                                                options={"source_topic": True}))
+                                                options={"source_topic": True, "preload": bool(preload)}))
         node_name = self.builder.new_name("KTABLE-SOURCE")
         node = self.builder.add(Node(node_name, "KTABLE-SOURCE", lambda: TableSource(node_name, store_name, ks, vs),
                                      stores=(spec,)), source._node)

@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-GUARANTEES = ("at_least_once", "exactly_once")
+GUARANTEES = ("at_least_once", "exactly_once_v2", "exactly_once")
 ON_ERROR = ("dlq", "skip", "fail")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER")
@@ -139,7 +139,7 @@ class StreamsConfig:
             raise ValueError("state_dir: must name a folder")
         interval = self.commit_interval
         if interval is None:
-            interval = 0.1 if self.processing_guarantee == "exactly_once" else 1.0
+            interval = 0.1 if self.exactly_once else 1.0
         set_(self, "commit_interval", _number("commit_interval", _seconds(interval), low=0, strict=True))
         set_(self, "max_task_idle", _number("max_task_idle", _seconds(self.max_task_idle), low=0))
         _integer("num_standby_replicas", self.num_standby_replicas, low=0)
@@ -163,6 +163,11 @@ class StreamsConfig:
 
     @property
     def exactly_once(self) -> bool:
+        return self.processing_guarantee != "at_least_once"
+
+    @property
+    def producer_per_task(self) -> bool:
+        """exactly_once (for brokers before 2.5): each task has its own transactional producer."""
         return self.processing_guarantee == "exactly_once"
 
     @property

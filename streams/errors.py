@@ -56,6 +56,22 @@ class TaskFencedError(StreamsError):
     """Another worker owns this task now; the task must close without committing."""
 
 
+class BufferFullError(StreamsError):
+    """A suppression's buffer reached its max_records or max_bytes with when_full="fail"."""
+
+
+class UnsupportedBrokerError(StreamsError):
+    """The broker lacks a protocol version that a setting needs; the message names the setting that works."""
+
+
+class GenerationFencedError(StreamsError):
+    """The group coordinator refused offsets from a stale group generation (exactly_once_v2).
+
+    The group rebalanced without this worker: its tasks may run elsewhere now,
+    so it aborts its transaction, closes them without committing and rejoins.
+    """
+
+
 class StoreUnavailableError(StreamsError):
     """An interactive query cannot be answered right now: the key's task is moving or restoring.
 

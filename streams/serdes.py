@@ -16,6 +16,10 @@ a topic, because a schema-registry serde names its subject after the topic.
 check() is called once when a worker starts and raises if the serde cannot work
 (its registry is down), so that the worker stops at once and says why.
 
+A key serde may offer partition(key_bytes, partitions) -> int too: sinks then
+place records with it instead of hashing the whole key (windowed keys are placed
+by their inner key).
+
 A model type (dataclass, msgspec.Struct, pydantic model) given as key_type or
 value_type makes the JSON serde a ModelSerde of that type (streams/models.py),
 and a schema-registry serde one that derives its schema from the type.
@@ -62,6 +66,10 @@ class BytesSerde:
 
 
 class StrSerde:
+    """UTF-8 text.  Only str (or None) is written: str(obj) of a tuple or dict key would
+    give text that no reader can tell from a real string key, so other types are a
+    serialization error (the record goes to the error policy)."""
+
     name = "str"
 
     def serialize(self, obj: Any) -> bytes | None:
@@ -69,9 +77,7 @@ class StrSerde:
             return None
         if isinstance(obj, str):
             return obj.encode()
-        if isinstance(obj, bytes):
-            return obj
-        return str(obj).encode()
+        raise TypeError(f"str serde expects str, got {type(obj).__name__}: use a json or int serde, or convert it")
 
     def deserialize(self, data: bytes | None) -> Any:
         return None if data is None else data.decode()
@@ -175,6 +181,9 @@ def resolve(serde: SerdeLike, default: str) -> Serde:
             return _NAMED[serde]()
         except KeyError:
             raise ValueError(f"unknown serde {serde!r}; choose one of {sorted(_NAMED)} or pass an object") from None
+    if isinstance(serde, type):
+        # The class has serialize and deserialize too, as functions without self: every record would fail.
+        raise TypeError(f"{serde.__name__} is a serde class; pass an instance, e.g. {serde.__name__}()")
     if isinstance(serde, Serde):
         return serde
     raise TypeError(f"a serde needs serialize() and deserialize(), got {serde!r}")

@@ -7,12 +7,17 @@ records written to output topics are kept for read_output().
 
 close_broker(url) drops a memory:// broker (or releases a local:// directory),
 for tests that run workers on the embedded broker without the pytest fixture.
+
+Each piped record runs to completion before the next is piped, in pipe order.
+A worker reading a backlog sees many records at once instead, and orders them
+by event time; inside `with driver.batch():` the driver does the same.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from streams.app import App
@@ -28,6 +33,7 @@ from streams.state.global_store import GLOBAL_KIND, GlobalStore, TaskGlobalStore
 from streams.state.memory import InMemoryStore
 from streams.state.query import StoreView, store_view
 from streams.task.errors_policy import ErrorPolicy
+from streams.task.ordering import in_send_order, process_poll
 from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
 from streams.transport.embedded import close_broker
@@ -76,6 +82,7 @@ class TestDriver:
         self._outputs: dict[str, list[OutRecord]] = {}
         self._partitioner = KeyPartitioner()
         self._loop = asyncio.new_event_loop()
+        self._batch: list[OutRecord] | None = None
 
     def _source(self, topic: str) -> Source:
         for task in self.tasks.values():
@@ -103,20 +110,77 @@ class TestDriver:
         self._deliver(OutRecord(topic, partition, key, value,
                                 self.wall_clock if timestamp is None else timestamp, tuple(headers)))
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Deliver the records piped inside the block together, as one poll of a worker catching up.
+
+        Nothing runs until the block ends.  Then each task gets its partitions'
+        records as one batch, ordered by event time across its partitions, and
+        what the tasks write to repartition topics is merged by event time, as in
+        a worker: a topology whose results depend on pipe order (for example on
+        records of one topic being piped before the older records of another)
+        shows it here.  What the batch writes to repartition topics forms the next
+        batch, until nothing is left.
+        """
+        if self._batch is not None:
+            raise RuntimeError("driver.batch() blocks do not nest")
+        self._batch = []
+        try:
+            yield
+            batch = self._batch
+        finally:
+            self._batch = None
+        while batch:
+            batch = self._run_batch(batch)
+
+    def _run_batch(self, records: list[OutRecord]) -> list[OutRecord]:
+        """Run records as one poll; returns what they wrote to topics that tasks read."""
+        work: dict[str, dict[TopicPartition, list[RawRecord]]] = {}
+        for out in records:
+            raw = self._route(out)
+            if raw is not None:
+                work.setdefault(self.plan.task_of[TopicPartition(out.topic, out.partition)], {}).setdefault(
+                    TopicPartition(out.topic, out.partition), []).append(raw)
+        tasks = [(self.tasks[task_id], batches) for task_id, batches in work.items()]
+        outputs = process_poll(tasks)
+        for task, _batches in tasks:
+            if task.agents:
+                self._loop.run_until_complete(task.drain_agents())
+            if task.agents or task.unplaced:
+                outputs.append((task, self._take_output(task)))
+            task.changelog_output()
+            task.checkpoint_stores({})
+        following = []
+        for out in in_send_order(outputs):
+            if self.plan.task_of.get(TopicPartition(out.topic, out.partition)) is None:
+                self._route(out)
+            else:
+                following.append(out)
+        return following
+
+    def _route(self, out: OutRecord) -> RawRecord | None:
+        """Apply a record to global stores; keep it as output, or return it as the raw record its task reads."""
+        tp = TopicPartition(out.topic, out.partition)
+        self._apply_global(out)
+        if self.plan.task_of.get(tp) is None:
+            self._outputs.setdefault(out.topic, []).append(out)
+            return None
+        offset = self._offsets.get(tp, 0)
+        self._offsets[tp] = offset + 1
+        return RawRecord(out.topic, out.partition, offset, out.timestamp or 0, out.key, out.value, out.headers)
+
     def _deliver(self, record: OutRecord) -> None:
+        if self._batch is not None:
+            self._batch.append(record)
+            return
         pending = [record]
         while pending:
             out = pending.pop(0)
-            tp = TopicPartition(out.topic, out.partition)
-            self._apply_global(out)
-            task_id = self.plan.task_of.get(tp)
-            if task_id is None:
-                self._outputs.setdefault(out.topic, []).append(out)
+            raw = self._route(out)
+            if raw is None:
                 continue
-            offset = self._offsets.get(tp, 0)
-            self._offsets[tp] = offset + 1
-            raw = RawRecord(out.topic, out.partition, offset, out.timestamp or 0, out.key, out.value, out.headers)
-            task = self.tasks[task_id]
+            tp = TopicPartition(out.topic, out.partition)
+            task = self.tasks[self.plan.task_of[tp]]
             task.process({tp: [raw]})
             if task.agents:
                 self._loop.run_until_complete(task.drain_agents())
@@ -177,6 +241,8 @@ class TestDriver:
 
     def close(self) -> None:
         for task in self.tasks.values():
+            if task.agents:
+                self._loop.run_until_complete(task.stop_agents())
             task.close()
         for store in self.global_stores.values():
             store.close()

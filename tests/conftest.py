@@ -124,3 +124,14 @@ def broker_url(request) -> str:
     url = f"memory://test-{uuid.uuid4().hex[:12]}"
     yield url
     close_broker(url)
+
+
+@pytest.fixture(scope="session")
+def kafka_streams_oracle() -> str:
+    """Classpath of the Kafka Streams reference program (tests/oracle), built with Maven once per session.
+
+    A failed build fails the tests that need it; it never skips them.
+    """
+    from tests.oracle_support import build_oracle
+
+    return build_oracle()

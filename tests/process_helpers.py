@@ -12,17 +12,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class WorkerProcess:
-    """A worker subprocess of tests/apps/pipeline.py, configured through its environment."""
+    """A worker subprocess of an app in tests/apps (pipeline.py by default), configured through its environment."""
 
-    def __init__(self, brokers: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, brokers: str, env: dict[str, str], log_path: Path, app: str = "tests.apps.pipeline:app") -> None:
         self.env = {**os.environ, "STREAMS_BROKERS": brokers, "PYTHONPATH": str(REPO), **env}
         self.log_path = log_path
+        self.app = app
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker", "tests.apps.pipeline:app"],
+            [sys.executable, "-m", "streams", "worker", self.app],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         return self

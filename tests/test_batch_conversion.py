@@ -17,7 +17,8 @@ from streams import App
 from streams.compiler.compile import plan_tasks
 from streams.serdes import resolve
 from streams.task.errors_policy import ErrorPolicy
-from streams.task.task import CHUNK_RECORDS, Task
+from streams.task.ordering import CHUNK_RECORDS
+from streams.task.task import Task
 from streams.transport.base import RawRecord, TopicPartition
 
 NOW = int(time.time() * 1000)
@@ -36,7 +37,7 @@ def raw(offset: int, key: bytes | None, value: bytes | None) -> RawRecord:
 
 @pytest.mark.parametrize("name,objs", [
     ("bytes", [b"a", None, b"", bytearray(b"b")]),
-    ("str", ["a", None, "", 5, b"x"]),
+    ("str", ["a", None, "", "\u00e9t\u00e9"]),
     ("json", [{"a": 1, 2: "b"}, None, [1, 2], "s", 3.5, 0]),
     ("int", [0, -1, 2**62, None]),
     ("float", [1.5, -0.0, None, math.inf]),

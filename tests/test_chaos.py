@@ -46,7 +46,7 @@ async def test_chaos_kill_9_exactly_once(brokers, tmp_path):
     src, out, app_id = unique_name("in"), unique_name("out"), unique_name("chaos")
     await create_topics(brokers, {src: PARTITIONS, out: PARTITIONS})
     env = {"TEST_APP_ID": app_id, "TEST_IN": src, "TEST_OUT": out, "TEST_MODE": "sumcount",
-           "TEST_GUARANTEE": "exactly_once"}
+           "TEST_GUARANTEE": "exactly_once_v2"}
     workers = [WorkerProcess(brokers, {**env, "TEST_STATE_DIR": str(tmp_path / f"w{n}")}, tmp_path / f"w{n}.log")
                for n in range(WORKERS)]
     for worker in workers:

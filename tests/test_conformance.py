@@ -20,7 +20,7 @@ import pytest
 from aiokafka.errors import CommitFailedError, ProducerFenced
 
 from streams import App
-from streams.errors import TaskFencedError
+from streams.errors import GenerationFencedError, TaskFencedError
 from streams.partitioner import partition_for
 from streams.transport import OutRecord, RawRecord, TopicPartition, TopicSpec
 from streams.transport.embedded import EmbeddedTransport, close_broker
@@ -231,8 +231,9 @@ async def test_committed_offsets_of_a_group(target):
         records = await poll_until(consumer, 5)
         assert sorted((r.partition, r.offset) for r in records) == [(0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
         assert listener.events == [("revoked", set()), ("assigned", {p0, p1})]
-        member_id, generation = consumer.group_metadata()
-        assert member_id and generation >= 1
+        metadata = consumer.group_metadata()
+        member_id = metadata.member_id
+        assert member_id and metadata.generation_id >= 1 and metadata.group_id == group
         assert await admin.active_members(group) == [member_id]
         await consumer.commit({p0: 3, p1: 2})
         assert await consumer.committed(p1) == 2
@@ -385,6 +386,56 @@ async def test_transactions_commit_and_abort_visibility(target):
         assert await admin.committed_offsets(group, [src]) == {src: 7}
     finally:
         await admin.stop()
+
+
+async def test_offsets_with_group_metadata_are_unstable_while_pending_and_fenced_by_generation(target):
+    topic, group = unique_name("kip447"), unique_name("group")
+    await create(target, TopicSpec(topic, 2))
+    src = TopicPartition(topic, 0)
+    await produce(target, [OutRecord(topic, 0, None, b"%d" % i, None, ()) for i in range(6)])
+    first = target.transport.consumer(group, isolation_level="read_committed", config=FAST_GROUP)
+    second = target.transport.consumer(group, isolation_level="read_committed", config=FAST_GROUP)
+    reader = await started(target.transport.consumer(group, isolation_level="read_committed"))
+    producer = await started(target.transport.producer(transactional_id=unique_name("txn")))
+    try:
+        first.subscribe([topic], RecordingListener())
+        await first.start()
+        await eventually(lambda: _member_of(first))
+        reader.assign([src])
+        await producer.begin_transaction()
+        await producer.send_offsets_to_transaction({src: 2}, first.group_metadata())
+        assert await reader.seek_to_committed_or_reset([src]) == {src}, "an open transaction holds its offset"
+        await producer.commit_transaction()
+        assert await reader.seek_to_committed_or_reset([src]) == set()
+        assert await reader.position(src) == 2
+
+        stale = first.group_metadata()
+        second.subscribe([topic], RecordingListener())
+        await second.start()
+        assert await eventually(lambda: _newer_generation(first, second, stale.generation_id))
+        await producer.begin_transaction()
+        with pytest.raises(GenerationFencedError):
+            await producer.send_offsets_to_transaction({src: 5}, stale)
+        await producer.abort_transaction()
+        await producer.begin_transaction()
+        await producer.send_offsets_to_transaction({src: 4}, first.group_metadata())
+        await producer.commit_transaction()
+        assert await reader.seek_to_committed_or_reset([src]) == set()
+        assert await reader.position(src) == 4
+    finally:
+        for client in (producer, reader, second, first):
+            await client.stop()
+
+
+async def _member_of(consumer: Any) -> bool:
+    await consumer.poll(100)
+    return consumer.group_metadata().generation_id > 0
+
+
+async def _newer_generation(first: Any, second: Any, than: int) -> bool:
+    await asyncio.gather(first.poll(100), second.poll(100))
+    generation = first.group_metadata().generation_id
+    return generation > than and second.group_metadata().generation_id == generation
 
 
 async def test_a_second_producer_with_the_same_transactional_id_fences_the_first(target):

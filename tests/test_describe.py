@@ -72,3 +72,22 @@ def test_streams_describe_command(tmp_path):
                              cwd=tmp_path, env={"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"},
                              capture_output=True, text=True, timeout=60)
     assert mermaid.stdout.startswith("flowchart TD")
+
+
+def test_describe_shows_global_tables_and_their_readers():
+    app = App("shop", brokers="unused:9092")
+    products = app.global_table("products-topic", name="products")
+    app.global_table("regions-topic", name="regions")
+    app.stream("orders").join(products, lambda k, o: o["product"], lambda o, p: [o, p], name="pricing").to("priced")
+    text = app.describe()
+    assert text.endswith("    Sink: KSTREAM-SINK-0000000002 (topic: priced)\n      <-- pricing\n"
+                         "   Global table: products (topic: products-topic, a full copy in every worker)\n"
+                         "      read by: pricing\n"
+                         "   Global table: regions (topic: regions-topic, a full copy in every worker)\n")
+    mermaid = app.describe(mermaid=True).splitlines()
+    topic = next(line.split("[")[0].strip() for line in mermaid if '[("products-topic")]' in line)
+    pricing = next(line.split("[")[0].strip() for line in mermaid if line.strip().endswith('["pricing"]'))
+    assert f'    {topic} --> s_products{{{{"products (global)"}}}}' in mermaid
+    assert f"    {pricing} -.- s_products" in mermaid
+    assert any('[("regions-topic")]' in line for line in mermaid)
+    assert any('s_regions{{"regions (global)"}}' in line for line in mermaid)

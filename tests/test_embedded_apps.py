@@ -91,10 +91,11 @@ async def _until(condition) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_exactly_once_on_the_embedded_broker(memory_target, tmp_path):
+@pytest.mark.parametrize("guarantee", ["exactly_once_v2", "exactly_once"])
+async def test_exactly_once_on_the_embedded_broker(memory_target, tmp_path, guarantee):
     src, out, app_id = unique_name("in"), unique_name("out"), unique_name("eos")
     await create(memory_target, TopicSpec(src, 2), TopicSpec(out, 2))
-    app = counting_app(memory_target.url, app_id, tmp_path, src, out, processing_guarantee="exactly_once")
+    app = counting_app(memory_target.url, app_id, tmp_path, src, out, processing_guarantee=guarantee)
     await produce(memory_target, [keyed(src, 2, f"e{i}", {"user": f"u{i % 4}"}) for i in range(40)])
     async with running(app) as worker:
         got = await collect(memory_target, out, 2, lambda rs: latest(rs) == {f"u{u}": 10 for u in range(4)})
@@ -110,7 +111,7 @@ async def test_exactly_once_on_the_embedded_broker(memory_target, tmp_path):
     assert sum(offsets.values()) == 40, "input offsets were committed inside the transactions"
 
 
-async def test_a_fenced_worker_task_is_closed_by_the_worker(memory_target, tmp_path):
+async def test_a_fenced_task_producer_closes_its_task(memory_target, tmp_path):
     src, out, app_id = unique_name("in"), unique_name("out"), unique_name("zombie")
     await create(memory_target, TopicSpec(src, 1), TopicSpec(out, 1))
     app = App(app_id, state_dir=tmp_path, commit_interval=30, consumer_config=FAST,
@@ -124,6 +125,31 @@ async def test_a_fenced_worker_task_is_closed_by_the_worker(memory_target, tmp_p
         await asyncio.wait_for(_until(lambda: "0_0" not in worker.tasks), 10)
         await usurper.stop()
     assert await read_all(memory_target, out, isolation_level="read_committed") == []
+
+
+async def test_a_fenced_worker_producer_aborts_closes_its_tasks_and_takes_them_back(memory_target, tmp_path):
+    src, out, app_id = unique_name("in"), unique_name("out"), unique_name("zombie")
+    await create(memory_target, TopicSpec(src, 1), TopicSpec(out, 1))
+    app = App(app_id, state_dir=tmp_path, commit_interval=30, consumer_config=FAST,
+              processing_guarantee="exactly_once_v2")
+    app.configure(brokers=memory_target.url)
+    app.stream(src).map_values(lambda v: v["n"]).to(out)
+    async with running(app) as worker:
+        await produce(memory_target, [keyed(src, 1, "k", {"n": 1})])
+        await asyncio.wait_for(_until(lambda: worker.producer.open), 10)  # k is in the open transaction
+        fenced = worker.producer.producer
+        usurper = memory_target.transport.producer(transactional_id=worker.producer.transactional_id)
+        await usurper.start()  # fences the worker's producer, as a newer incarnation of the worker would
+        await produce(memory_target, [keyed(src, 1, "k", {"n": 2})])
+        # the worker closed its task on the fencing, started a new producer, rejoined and took the task back
+        await asyncio.wait_for(_until(lambda: worker.producer.producer is not fenced and "0_0" in worker.tasks), 20)
+        await usurper.stop()
+        await produce(memory_target, [keyed(src, 1, "k", {"n": 3})])
+        await asyncio.wait_for(_until(lambda: worker.producer.open), 10)
+        async with worker._lock:
+            await worker._commit()
+    values = [r.value for r in await read_all(memory_target, out, isolation_level="read_committed")]
+    assert values == [b"1", b"2", b"3"], "the fenced transaction was aborted and its input processed again"
 
 
 @pytest.mark.parametrize("broker", ["memory", "local", "kafka"])

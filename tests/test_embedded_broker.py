@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import pathlib
+import stat
 import subprocess
 import sys
 import textwrap
@@ -142,6 +145,35 @@ async def test_local_broker_survives_a_restart(local_url):
     assert await send(again, [record("events", 0, b"next")]) == {p0: 5}, "offsets go on where they stopped"
 
 
+def modes(root) -> dict[str, int]:
+    """Permission bits of root and everything below it, by path relative to root's parent."""
+    found = {root.name: stat.S_IMODE(root.stat().st_mode)}
+    for path in root.rglob("*"):
+        found[str(path.relative_to(root.parent))] = stat.S_IMODE(path.stat().st_mode)
+    return found
+
+
+async def test_local_broker_files_are_private_and_a_deleted_database_is_logged(local_url, caplog):
+    caplog.set_level(logging.DEBUG, logger="streams.transport.embedded.sqlite")
+    transport = await setup(local_url, TopicSpec("events", 1))
+    await send(transport, [record("events", 0, b"secret", b"k")])
+    directory = pathlib.Path(local_url[len("local://"):])
+    found = modes(directory)
+    assert {"broker", "broker/streams.db", "broker/streams.db-wal", "broker/broker.lock"} <= set(found)
+    assert found == {path: 0o700 if path == "broker" else 0o600 for path in found}
+    assert "no streams.db yet; starting an empty broker" in caplog.text
+    assert os.umask(0o022) == 0o022, "the umask is restored"
+
+    close_broker(local_url)
+    for name in ("streams.db", "streams.db-wal", "streams.db-shm"):
+        (directory / name).unlink(missing_ok=True)
+    caplog.clear()
+    admin = await started(EmbeddedTransport(local_url).admin())
+    assert (await admin.describe_topics(["events"]))["events"] is None
+    [line] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "streams.db is missing (deleted?); starting an EMPTY broker" in line.getMessage()
+
+
 async def test_local_broker_in_another_process(local_url, tmp_path):
     path = local_url[len("local://"):]
     child = textwrap.dedent(f"""
@@ -199,19 +231,20 @@ async def test_rebalance_between_two_consumers(memory_url):
     await wait_until(lambda: first.assignment() == everything)
     assert len(await poll_until(first, 4)) == 4
     await first.commit({TopicPartition("work", p): 1 for p in range(4)})
-    _, first_generation = first.group_metadata()
+    first_generation = first.group_metadata().generation_id
 
     second = transport.consumer("g", config=FAST)
     second.subscribe(["work"], second_listener)
     await second.start()
     await wait_until(lambda: len(first.assignment()) == 2 and len(second.assignment()) == 2)
     assert first.assignment() | second.assignment() == everything
-    assert first.group_metadata()[1] == second.group_metadata()[1] == first_generation + 1
+    assert first.group_metadata().generation_id == second.group_metadata().generation_id == first_generation + 1
     assert first_listener.events == [("revoked", set()), ("assigned", everything), ("revoked", everything),
                                      ("assigned", first.assignment())]
     assert second_listener.events == [("revoked", set()), ("assigned", second.assignment())]
     admin = await started(transport.admin())
-    assert sorted(await admin.active_members("g")) == sorted([first.group_metadata()[0], second.group_metadata()[0]])
+    members = [first.group_metadata().member_id, second.group_metadata().member_id]
+    assert sorted(await admin.active_members("g")) == sorted(members)
 
     await send(transport, [record("work", p, b"more") for p in range(4)])
     got = await poll_until(first, 2) + await poll_until(second, 2)
@@ -356,7 +389,15 @@ async def test_positions_pause_and_reset_policies(memory_url):
     latest = await started(transport.consumer(None, config={"auto_offset_reset": "latest"}))
     latest.assign([p0])
     assert await latest.position(p0) == 3
+    assert await latest.caught_up([p0]) == {p0}
     await latest.stop()
+    reader = await started(transport.consumer(None))
+    reader.assign([p0, p1])
+    reader.pause([p1])
+    assert await reader.caught_up([p0, p1]) == set()
+    assert len(await poll_until(reader, 3)) == 3
+    assert await reader.caught_up([p0, p1]) == {p0}  # p1's three records are still to be read
+    await reader.stop()
     with pytest.raises(TypeError, match="no_such_option"):
         transport.consumer(None, config={"no_such_option": 1})
 

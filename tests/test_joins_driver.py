@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams import App, TopologyError
+from streams import App, Record, TopologyError
 from streams.runtime.stores import TaskStore
-from streams.task.ordering import OrderedInputs
+from streams.task.ordering import TaskInputs
 from streams.task.task import Task
 from streams.testing import TestDriver
 from streams.transport.base import RawRecord, TopicPartition
@@ -290,9 +290,9 @@ def stream_stream_app(kind: str, window: JoinWindows) -> App:
     return app
 
 
-def test_orders_and_payments_within_ten_minutes():
+def test_orders_and_payments_within_ten_minutes_when_late_records_are_dropped():
     minute = 60_000
-    app = stream_stream_app("left", JoinWindows(0, 10 * minute, grace=minute))
+    app = stream_stream_app("left", JoinWindows(0, 10 * minute, grace=minute, late="drop"))
     with TestDriver(app) as driver:
         driver.pipe_input("left", "o1", "order1", timestamp=0)
         driver.pipe_input("left", "o2", "order2", timestamp=1 * minute)
@@ -307,7 +307,7 @@ def test_orders_and_payments_within_ten_minutes():
 
 
 def test_outer_join_emits_unmatched_records_of_both_sides_once_their_windows_close():
-    app = stream_stream_app("outer", JoinWindows(before=5, after=10, grace=2))
+    app = stream_stream_app("outer", JoinWindows(before=5, after=10, grace=2, late="drop"))
     with TestDriver(app) as driver:
         driver.pipe_input("left", "a", "L1", timestamp=100)
         driver.pipe_input("right", "b", "R1", timestamp=100)
@@ -319,6 +319,39 @@ def test_outer_join_emits_unmatched_records_of_both_sides_once_their_windows_clo
         assert step_outputs(driver) == [("b", [None, "R1"], 100)]
         driver.pipe_input("left", "z", "tick", timestamp=113)  # L1 (closes at 112) matched: nothing to say
         assert step_outputs(driver) == []
+
+
+def test_a_late_record_still_joins_what_the_other_side_keeps():
+    # Kafka Streams' rules: nothing is dropped as late; a side keeps records for before + after + grace
+    # behind its newest one, and an unmatched result can be followed by a match.
+    app = stream_stream_app("left", JoinWindows(0, 10, grace=2))
+    with TestDriver(app) as driver:
+        driver.pipe_input("left", "o1", "order1", timestamp=0)
+        driver.pipe_input("right", "x", "tick", timestamp=13)  # order1 closed at 0 + 10 + 2 = 12
+        assert step_outputs(driver) == [("o1", ["order1", None], 0)]
+        driver.pipe_input("right", "o1", "pay1", timestamp=5)  # late, yet the left side still keeps order1
+        assert step_outputs(driver) == [("o1", ["order1", "pay1"], 5)]
+        driver.pipe_input("left", "o2", "order2", timestamp=1)  # its window closed already: no match comes
+        assert step_outputs(driver) == [("o2", ["order2", None], 1)]
+        driver.pipe_input("left", "y", "tick", timestamp=30)  # order1 lies more than 0 + 10 + 2 behind: gone
+        driver.pipe_input("right", "o1", "pay2", timestamp=9)
+        assert step_outputs(driver) == []
+        assert driver.tasks["0_0"].metrics.get("late_records") == 0
+
+
+def test_unmatched_results_wait_until_the_oldest_known_one_has_closed():
+    # As in Kafka Streams, the join looks for closed unmatched records only once the oldest one it knows
+    # of has closed, judged by the reach of the side the newest record came in on.
+    app = stream_stream_app("outer", JoinWindows(before=5, after=10, grace=2))
+    with TestDriver(app) as driver:
+        driver.pipe_input("left", "a", "L1", timestamp=100)
+        driver.pipe_input("right", "b", "R1", timestamp=100)
+        driver.pipe_input("right", "a", "R2", timestamp=96)
+        assert step_outputs(driver) == [("a", ["L1", "R2"], 100)]
+        driver.pipe_input("left", "z", "tick", timestamp=108)  # R1 closed at 107, but 100 + 10 + 2 >= 108
+        assert step_outputs(driver) == []
+        driver.pipe_input("right", "y", "tock", timestamp=109)  # seen from the right: 100 + 5 + 2 < 109
+        assert step_outputs(driver) == [("b", [None, "R1"], 100)]
 
 
 def test_a_stream_joins_itself():
@@ -346,7 +379,7 @@ def test_both_key_changed_streams_are_repartitioned_alike():
         assert driver.read_key_values("out") == [("v", ["v", "v"])]
 
 
-# The declarative model of a windowed join.  With ST(j) the largest timestamp among
+# The declarative model of a windowed join with late="drop".  With ST(j) the largest timestamp among
 # records 0..j, and close(x) = ts + after + grace for a left record, ts + before + grace
 # for a right one:
 # - record j is accepted iff close(j) >= ST(j); the others count as late;
@@ -356,7 +389,7 @@ def test_both_key_changed_streams_are_repartitioned_alike():
 #   first step k with ST(k) > close(i).
 
 
-def model_steps(events, window: JoinWindows, kind: str) -> tuple[list[list[tuple]], int]:
+def strict_model_steps(events, window: JoinWindows, kind: str) -> tuple[list[list[tuple]], int]:
     outer = {"L": kind in ("left", "outer"), "R": kind == "outer"}
     span = {"L": window.left_close_span, "R": window.right_close_span}
     times = []
@@ -386,15 +419,79 @@ def model_steps(events, window: JoinWindows, kind: str) -> tuple[list[list[tuple
     return [sorted(step, key=repr) for step in steps], accepted.count(False)
 
 
+def kafka_model_steps(events, window: JoinWindows, kind: str) -> tuple[list[list[tuple]], int]:
+    """Kafka Streams' rules over plain lists (JoinWindows(late="join")).
+
+    Each side keeps all its records; a record sees the other side's records with its key in
+    its range and time above that side's newest - (before + after + grace).  Unmatched
+    records of an outer side wait in a list; when a record at stream time arrives, and the
+    oldest waiting time known plus that record's side's reach and grace has passed, the list
+    is walked oldest first (right before left at equal times) and closed entries go out,
+    until an open entry of each side has been seen.  Nothing counts as late.
+    """
+    outer = {"L": kind in ("left", "outer"), "R": kind == "outer"}
+    reach = {"L": (window.before, window.after), "R": (window.after, window.before)}
+    lookback = {"L": window.after, "R": window.before}
+    kept: dict[str, list[tuple[int, str, int]]] = {"L": [], "R": []}
+    newest = {"L": -(1 << 62), "R": -(1 << 62)}
+    waiting: list[tuple[int, str, str, int]] = []  # (time, side, key, id)
+    since = None
+    stream_time = -(1 << 62)
+    steps = []
+    for j, (side, key, ts) in enumerate(events):
+        out = []
+        stream_time = max(stream_time, ts)
+        other = "R" if side == "L" else "L"
+        if kind != "inner" and ts == stream_time and (
+                since is None or since + reach[side][1] + window.grace < stream_time):
+            since, open_sides, done = None, set(), []
+            for entry in sorted(waiting, key=lambda e: (e[0], e[1] == "L", e[2])):
+                since = entry[0]
+                if len(open_sides) == 2:
+                    break
+                if entry[0] + lookback[entry[1]] + window.grace >= stream_time:
+                    open_sides.add(entry[1])
+                    continue
+                value = [f"L{entry[3]}", None] if entry[1] == "L" else [None, f"R{entry[3]}"]
+                out.append((entry[2], value, entry[0]))
+                done.append(entry)
+            waiting = [e for e in waiting if e not in done]
+        before, after = reach[side]
+        low = max(ts - before, newest[other] - window.retention + 1)
+        matches = [(i, t) for i, k, t in kept[other] if k == key and low <= t <= ts + after]
+        for i, t in matches:
+            waiting = [e for e in waiting if (e[0], e[1], e[2]) != (t, other, key)]
+            ids = sorted([f"{side}{j}", f"{other}{i}"])
+            out.append((key, ids, max(ts, t)))
+        if outer[side] and not matches:
+            if ts + after < stream_time:
+                out.append((key, [f"L{j}", None] if side == "L" else [None, f"R{j}"], ts))
+            else:
+                since = ts if since is None else min(since, ts)
+                waiting.append((ts, side, key, j))
+        kept[side].append((j, key, ts))
+        newest[side] = max(newest[side], ts)
+        steps.append(sorted(out, key=repr))
+    return steps, 0
+
+
+MODELS = {"join": kafka_model_steps, "drop": strict_model_steps}
+
+
+def with_late(window: JoinWindows, late: str) -> JoinWindows:
+    return JoinWindows(window.before, window.after, window.grace, late=late)
+
+
 windowed_events = st.lists(st.tuples(st.sampled_from("LR"), st.sampled_from("ab"), st.integers(0, 40)),
                            max_size=40)
 join_windows = st.builds(JoinWindows, st.integers(0, 8), st.integers(0, 8), st.integers(0, 6))
 
 
 @PROPERTY
-@given(windowed_events, join_windows, st.sampled_from(["inner", "left", "outer"]))
-def test_stream_stream_join_matches_the_model_after_every_record(events, window, kind):
-    expected, late = model_steps(events, window, kind)
+@given(windowed_events, join_windows, st.sampled_from(["inner", "left", "outer"]), st.sampled_from(["join", "drop"]))
+def test_stream_stream_join_matches_the_model_after_every_record(events, window, kind, late_rule):
+    window = with_late(window, late_rule)
+    expected, late = MODELS[late_rule](events, window, kind)
     with TestDriver(stream_stream_app(kind, window)) as driver:
         for i, (side, key, ts) in enumerate(events):
             driver.pipe_input("left" if side == "L" else "right", key, f"{side}{i}", timestamp=ts)
@@ -430,9 +527,12 @@ def feed_batches(task: Task, events, start: int, stop: int) -> list[tuple]:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
-@given(windowed_events, join_windows, st.sampled_from(["inner", "left", "outer"]), st.data())
-def test_batches_and_a_restart_over_rocksdb_give_the_same_results(tmp_path_factory, events, window, kind, data):
-    expected, late = model_steps(events, window, kind)
+@given(windowed_events, join_windows, st.sampled_from(["inner", "left", "outer"]), st.sampled_from(["join", "drop"]),
+       st.data())
+def test_batches_and_a_restart_over_rocksdb_give_the_same_results(tmp_path_factory, events, window, kind, late_rule,
+                                                                 data):
+    window = with_late(window, late_rule)
+    expected, late = MODELS[late_rule](events, window, kind)
     cut = data.draw(st.integers(0, len(events)))
     path = tmp_path_factory.mktemp("join")
     with TestDriver(stream_stream_app(kind, window)) as driver:
@@ -447,16 +547,20 @@ def test_batches_and_a_restart_over_rocksdb_give_the_same_results(tmp_path_facto
     assert lates + task.metrics.get("late_records") == late
 
 
-def test_join_stores_drop_records_once_their_windows_close():
-    app = stream_stream_app("inner", JoinWindows(before=3, after=5, grace=1))
+@pytest.mark.parametrize("late_rule, left_kept, right_kept", [
+    ("join", range(91, 100), range(91, 100)),  # t > 99 - (before + after + grace) on both sides
+    ("drop", range(93, 100), range(95, 100)),  # until the window closes: t + 6 >= 99, r + 4 >= 99
+])
+def test_join_stores_drop_records_they_no_longer_need(late_rule, left_kept, right_kept):
+    app = stream_stream_app("inner", JoinWindows(before=3, after=5, grace=1, late=late_rule))
     with TestDriver(app) as driver:
         for n in range(100):
             driver.pipe_input("left", "k", n, timestamp=n)
             driver.pipe_input("right", "k", n, timestamp=n)
         left = driver.tasks["0_0"].stores["j-left-store"]
         right = driver.tasks["0_0"].stores["j-right-store"]
-        assert sorted(ts for _k, ts, _m, _v in JoinBuffer(left).records()) == list(range(93, 100))  # t + 6 >= 99
-        assert sorted(ts for _k, ts, _m, _v in JoinBuffer(right).records()) == list(range(95, 100))  # r + 4 >= 99
+        assert sorted(ts for _k, ts, _m, _v in JoinBuffer(left).records()) == list(left_kept)
+        assert sorted(ts for _k, ts, _m, _v in JoinBuffer(right).records()) == list(right_kept)
 
 
 def test_a_task_processes_both_sides_of_a_poll_in_timestamp_order():
@@ -479,17 +583,37 @@ def raw_at(topic: str, offset: int, ts: int, key: bytes = b"k", value: bytes = b
     return RawRecord(topic, 0, offset, ts, key, value, ())
 
 
+def as_records(tp: TopicPartition, raws: list[RawRecord]) -> list[Record]:
+    return [Record(r.key, r.value, r.timestamp, r.headers, r) for r in raws]
+
+
 def test_ordered_inputs_hold_records_back_while_a_partition_is_dry():
     left, right = TopicPartition("left", 0), TopicPartition("right", 0)
-    inputs = OrderedInputs([left, right], max_idle_ms=500)
-    inputs.add({left: [raw_at("left", n, ts) for n, ts in enumerate((1, 2, 7))]})
-    assert inputs.take(1_000) == [] and inputs.pending  # right may still deliver older records
-    inputs.add({right: [raw_at("right", 0, 3)]})
-    runs = inputs.take(1_100)
-    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws in runs] == [("left", [1, 2]), ("right", [3])]
-    assert inputs.take(1_500) == []  # right ran dry again: left@7 waits, from 1_100 on
-    runs = inputs.take(1_600)
-    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws in runs] == [("left", [7])]
+    inputs = TaskInputs([left, right], as_records, hold=True, max_idle_ms=500)
+    inputs.add(left, [raw_at("left", n, ts) for n, ts in enumerate((1, 2, 7))])
+    assert list(inputs.take(1_000)) == [] and inputs.pending  # right may still deliver older records
+    assert inputs.position(left) == 0
+    inputs.add(right, [raw_at("right", 0, 3)])
+    runs = list(inputs.take(1_100))
+    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws, _span in runs] == [("left", [1, 2]), ("right", [3])]
+    assert inputs.advanced() == {left: 2, right: 1}
+    assert list(inputs.take(1_500)) == []  # right ran dry again: left@7 waits, from 1_100 on
+    runs = list(inputs.take(1_600))
+    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws, _span in runs] == [("left", [7])]
+    assert not inputs.pending and inputs.advanced() == {left: 3}
+
+
+def test_a_dry_partition_read_to_its_end_holds_nothing_back():
+    left, right = TopicPartition("left", 0), TopicPartition("right", 0)
+    inputs = TaskInputs([left, right], as_records, hold=True, max_idle_ms=500)
+    inputs.add(left, [raw_at("left", n, ts) for n, ts in enumerate((1, 2))])
+    assert list(inputs.take(1_000)) == []  # right may still deliver older records
+    runs = list(inputs.take(1_000, caught_up={right}))  # the consumer read right to its end: nothing older comes
+    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws, _span in runs] == [("left", [1, 2])]
+    inputs.add(left, [raw_at("left", 2, 5)])
+    inputs.add(right, [raw_at("right", 0, 3)])
+    runs = list(inputs.take(1_001, caught_up={right}))  # right runs dry while left still has a record: left goes on
+    assert [(tp.topic, [r.timestamp for r in raws]) for tp, raws, _span in runs] == [("right", [3]), ("left", [5])]
     assert not inputs.pending
 
 

@@ -247,7 +247,7 @@ async def test_group_consumer_listener_commit_and_membership(transport, admin, t
     assert await admin.active_members(group) == []
     listener = RecordingListener()
     consumer = transport.consumer(group, config=FAST_GROUP)
-    assert consumer.group_metadata() == ("", -1)
+    assert consumer.group_metadata() == (group, "", -1, None)
     await consumer.start()
     try:
         consumer.subscribe([topic_name], listener)
@@ -255,8 +255,9 @@ async def test_group_consumer_listener_commit_and_membership(transport, admin, t
         assert len(records) == 6
         assert ("assigned", {p0, p1}) in listener.events
         assert consumer.assignment() == {p0, p1}
-        member_id, generation = consumer.group_metadata()
-        assert member_id and generation >= 1
+        metadata = consumer.group_metadata()
+        member_id = metadata.member_id
+        assert member_id and metadata.generation_id >= 1 and metadata.group_id == group
         assert await admin.active_members(group) == [member_id]
 
         assert await consumer.committed(p0) is None
@@ -329,6 +330,32 @@ async def test_seek_to_committed_or_reset(transport, admin, topic_name):
     assert sorted((r.partition, r.offset) for r in records) == expected
 
 
+async def test_caught_up_after_polling_to_the_end(transport, admin, topic_name):
+    await admin.create_topics([TopicSpec(topic_name, 2)])
+    p0, p1 = TopicPartition(topic_name, 0), TopicPartition(topic_name, 1)
+    producer = transport.producer()
+    await producer.start()
+    try:
+        await producer.send_many([out(topic_name, 0, b"%d" % i) for i in range(5)])
+        await producer.flush()
+    finally:
+        await producer.stop()
+    consumer = transport.consumer(None, config={"max_partition_fetch_bytes": 64})
+    await consumer.start()
+    try:
+        consumer.assign([p0, p1])
+        await consumer.seek_to_committed_or_reset([p0, p1])
+        assert await consumer.caught_up([p0, p1]) == set()  # no fetch answered yet: the ends are unknown
+        first = await consumer.poll(timeout_ms=5_000, max_records=1)
+        assert sum(map(len, first.values())) == 1
+        assert p0 not in await consumer.caught_up([p0, p1])  # four records of p0 are still to come
+        assert len(await poll_until(consumer, 4)) == 4
+        assert await wait_for(lambda: consumer.caught_up([p0, p1]))
+        assert await consumer.caught_up([p0, p1]) == {p0, p1}
+    finally:
+        await consumer.stop()
+
+
 async def test_pause_and_resume(transport, admin, topic_name):
     await admin.create_topics([TopicSpec(topic_name, 2)])
     p0, p1 = TopicPartition(topic_name, 0), TopicPartition(topic_name, 1)
@@ -398,7 +425,7 @@ async def test_group_assignor_user_data_travels_and_assignment_is_respected(tran
         try:
             late.subscribe([topic_name], RecordingListener())
             assert await wait_for(lambda: late.assignment() == everything and early.assignment() == set())
-            members = {early.group_metadata()[0], late.group_metadata()[0]}
+            members = {early.group_metadata().member_id, late.group_metadata().member_id}
             (leader_view,) = [
                 a.seen_members for a in (early_assignor, late_assignor) if a.seen_members.keys() == members
             ]

@@ -116,6 +116,6 @@ async def test_worker_exposition_names_labels_and_debug_cache_counts(tmp_path):
            for s in families["streams_consumer_lag_records"].samples}
     assert lag == {("in", "0"): 0, ("in", "1"): 0}
     for sample in families["streams_records_processed"].samples:
-        assert sample.labels["app_id"] == "metrics" and sample.labels["worker"] == worker.worker_id
+        assert sample.labels["app_id"] == "metrics" and sample.labels["worker"] == worker.name
     sizes = families["streams_store_memtable_bytes"].samples
     assert {s.labels["store"] for s in sizes} == {"counts"} and all(s.value > 0 for s in sizes)

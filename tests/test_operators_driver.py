@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from streams import App, TopologyError
+from streams.serdes import IntSerde, JsonSerde, StrSerde, resolve
 from streams.testing import TestDriver
 
 
@@ -92,6 +95,26 @@ def test_malformed_json_goes_to_dlq_with_headers():
     assert dict(dead[1].headers)["streams.error.offset"] == b"2"
 
 
+def test_str_serde_refuses_anything_but_str_and_the_record_goes_to_the_dlq():
+    """str(('ada', 7)) would be written as the key "('ada', 7)", which no reader can tell from a string."""
+    app = make_app()
+    app.stream("in").select_key(lambda k, v: (k, v["n"]) if v["n"] else k).to("out")
+    with TestDriver(app) as driver:
+        driver.pipe_input("in", "ada", {"n": 7})
+        driver.pipe_input("in", "bob", {"n": 0})
+        assert driver.read_key_values("out") == [("bob", {"n": 0})]
+        dead = driver.read_output("unit-dlq", value_serde="json")
+    assert [(r.key, r.value) for r in dead] == [("ada", {"n": 7})]
+    assert dict(dead[0].headers)["streams.error.type"] == b"TypeError"
+    assert b"str serde expects str, got tuple" in dict(dead[0].headers)["streams.error.message"]
+    serde = resolve("str", "str")
+    for obj in (("ada", 7), {"a": 1}, 5, b"raw"):
+        with pytest.raises(TypeError, match="str serde expects str"):
+            serde.serialize(obj)
+    with pytest.raises(TypeError):
+        serde.serialize_many(["a", 5])
+
+
 def test_skip_policy_counts_and_fail_policy_raises():
     app = make_app(on_error="skip")
     app.stream("in").map_values(lambda v: 1 / v).to("out")
@@ -132,3 +155,45 @@ def test_agent_yields_to_sink_and_survives_an_exception():
         assert driver.read_key_values("totals") == [("a", 2), ("c", 6)]
         dead = driver.read_output("unit-dlq", value_serde="bytes")
         assert [r.key for r in dead] == ["b"] and dict(dead[0].headers)["streams.error.type"] == b"RuntimeError"
+
+
+def test_closing_the_driver_ends_an_agent_that_raised_before(caplog):
+    """The agent restarted after its exception waits for records; close() must let it end, not leave it
+    pending in a closed loop ("Task was destroyed but it is pending")."""
+    app = make_app()
+    ended = []
+
+    @app.agent("orders", sink="totals")
+    async def doubler(stream):
+        try:
+            async for value in stream:
+                if value == "boom":
+                    raise RuntimeError("bad order")
+                yield value * 2
+        finally:
+            ended.append(True)
+
+    with TestDriver(app) as driver:
+        driver.pipe_input("orders", "a", "boom")
+        driver.pipe_input("orders", "b", 3)
+        assert driver.read_key_values("totals") == [("b", 6)]
+        assert ended == [True]  # the first run ended with its exception
+    gc.collect()
+    assert ended == [True, True]  # the restarted run was cancelled and finished
+    assert not [r for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
+
+
+def test_a_serde_class_where_an_instance_belongs_is_refused_when_the_topology_is_built():
+    """JsonSerde has serialize and deserialize as plain functions: accepted, it failed on every record."""
+    app = make_app()
+    with pytest.raises(TypeError, match=r"JsonSerde is a serde class; pass an instance, e\.g\. JsonSerde\(\)"):
+        app.stream("in", value_serde=JsonSerde)
+    stream = app.stream("in")
+    with pytest.raises(TypeError, match="StrSerde is a serde class"):
+        stream.to("out", key_serde=StrSerde)
+    with pytest.raises(TypeError, match="IntSerde is a serde class"):
+        app.table("t", value_serde=IntSerde)
+    stream.to("out", value_serde=JsonSerde())
+    with TestDriver(app) as driver:
+        driver.pipe_input("in", "a", {"n": 1})
+        assert driver.read_key_values("out") == [("a", {"n": 1})]

@@ -37,7 +37,7 @@ async def test_prometheus_scrapes_the_worker(brokers, tmp_path):
     async with running(app) as worker:
         await wait_for(lambda: worker.metrics.get("records_processed") == 200, timeout=60)
         async with prometheus([worker.endpoint], tmp_path / "prometheus") as base:
-            ident = {"app_id": app.app_id, "worker": worker.worker_id, "job": "streams", "instance": worker.endpoint}
+            ident = {"app_id": app.app_id, "worker": worker.name, "job": "streams", "instance": worker.endpoint}
             up = await wait_for_series(base, "up", lambda r: r[0]["value"][1] == "1")
             assert labels_of(up) == [{"__name__": "up", "instance": worker.endpoint, "job": "streams"}]
 

@@ -9,7 +9,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.runtime.replay import parse_duration
+from streams.runtime.replay import ReplayTarget, parse_duration
 from tests.conftest import create_topics, unique_name
 from tests.kafka_helpers import decoded, produce, read_topic
 from tests.process_helpers import REPO, WorkerProcess
@@ -34,6 +34,14 @@ def test_parse_duration():
     assert parse_duration("PT1H").total_seconds() == 3600
     assert parse_duration("P1DT30M").total_seconds() == 86400 + 1800
     assert parse_duration("pt90s").total_seconds() == 90
+
+
+def test_replay_target_echoes_the_moment_in_the_time_zone_it_was_given():
+    target = ReplayTarget.from_options(False, "2026-11-28T10:00:00+02:00", None, None)
+    assert target.timestamp_ms == 1_795_852_800_000  # 08:00 UTC
+    assert target.describe() == "the first offsets at or after 2026-11-28T10:00:00+02:00"
+    ago = ReplayTarget.from_options(False, None, "PT1H", None, now=lambda: 1_795_856_400.0)
+    assert ago.describe() == "the first offsets at or after 2026-11-28T08:00:00+00:00"
 
 
 async def test_replay_to_earliest_reproduces_outputs(brokers, tmp_path):
@@ -93,9 +101,10 @@ async def test_replay_by_duration_and_datetime_and_rebuild(brokers, tmp_path):
     by_duration = cli(brokers, env, "replay", "--by-duration", "PT1H")
     assert by_duration.returncode == 0, by_duration.stderr
     assert await committed(brokers, app_id, src, 1) == {0: 5}
-    moment = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now_ms / 1000 - 4 * 3600))
+    moment = time.strftime("%Y-%m-%dT%H:%M:%S+02:00", time.gmtime(now_ms / 1000 - 2 * 3600))  # 4 hours ago
     by_datetime = cli(brokers, env, "replay", "--to-datetime", moment)
     assert by_datetime.returncode == 0, by_datetime.stderr
+    assert f"to the first offsets at or after {moment}:" in by_datetime.stdout
     assert await committed(brokers, app_id, src, 1) == {0: 0}
     by_offset = cli(brokers, env, "replay", "--to-offset", "6")
     assert by_offset.returncode == 0 and await committed(brokers, app_id, src, 1) == {0: 6}

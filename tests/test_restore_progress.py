@@ -38,6 +38,8 @@ async def test_restore_reports_progress_to_the_bar(brokers, tmp_path):
     assert result.restored == 5000 and store.checkpoint() == 5000
     assert len(events) >= 2 and events[-1].remaining == 0 and events[-1].restored == 5000
     assert any(0 < e.restored < 5000 for e in events), "progress arrives while restoring"
+    assert [e.remaining for e in events].count(0) == 1, "the finished state is reported once"
     assert "restoring counts[0]" in screen.getvalue() and screen.getvalue().endswith("\n")
+    assert screen.getvalue().count("100%") == 1 and screen.getvalue().count("\n") == 1
     assert store.get(b"k4999") == b"4999"
     store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streams import App, TestDriver
+from streams.transport import TopicPartition
 from tests.brokers_helpers import make_app
 from tests.conftest import unique_name
 
@@ -51,3 +52,21 @@ async def test_several_readers_on_a_broker(broker_url, tmp_path):
         assert sorted(records) == sorted(sent)
         for key in {k for k, _ in sent}:  # each key lives in one partition: its records stay in order
             assert [v for k, v in records if k == key] == [v for k, v in sent if k == key]
+
+
+def test_readers_with_other_serdes_each_get_every_record_they_can_read_from_one_batch():
+    """The first reader's times order the task's input; the others read the same raw records run by run,
+    those the first cannot read included (here a whole chunk of them)."""
+    app = App("readers")
+    seen: dict[str, list] = {"json": [], "bytes": []}
+    app.stream("events").foreach(lambda key, value: seen["json"].append(value))
+    app.stream("events", value_serde="bytes").foreach(lambda key, value: seen["bytes"].append(value))
+    values = [b"%d" % n for n in range(256)] + [b"not json"] * 300 + [b"%d" % n for n in range(256, 400)]
+    with TestDriver(app) as driver:
+        with driver.batch():
+            for n, value in enumerate(values):
+                driver.pipe_raw("events", b"k", value, timestamp=n)
+        assert seen["json"] == list(range(400))
+        assert seen["bytes"] == values
+        assert len(driver.read_output(app.config.dlq_topic, value_serde="bytes")) == 300
+        assert driver.tasks["0_0"].offsets == {TopicPartition("events", 0): 700}

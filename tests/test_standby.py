@@ -16,6 +16,18 @@ def count_app(brokers: str, app_id: str, src: str, state_dir, standbys: int) -> 
     return app
 
 
+async def standbys_caught_up(worker, timeout: float) -> None:
+    """Wait until every standby store's checkpoint is its changelog's end, read afresh each time: the
+    end read once could predate the active worker's first commit of its changelog (then it was 0)."""
+    stores = [s for by_name in worker.standbys.stores.values() for s in by_name.values()]
+    async with asyncio.timeout(timeout):
+        while True:
+            ends = await worker._standby_consumer.end_offsets([s.changelog for s in stores])
+            if all(ends[s.changelog] > 0 and s.checkpoint() == ends[s.changelog] for s in stores):
+                return
+            await asyncio.sleep(0.1)
+
+
 async def takeover_restored(brokers: str, tmp_path, standbys: int) -> tuple[int, dict]:
     """Run two workers, stop one, and return how many records the survivor restored to take over."""
     src, app_id = unique_name("events"), unique_name("standby")
@@ -36,12 +48,7 @@ async def takeover_restored(brokers: str, tmp_path, standbys: int) -> tuple[int,
         await wait_for(lambda: total() == 3000, timeout=30)
         if standbys:
             await wait_for(lambda: second.standbys.task_ids == set(first.tasks), timeout=20)
-            ends = await second._standby_consumer.end_offsets(
-                [s.changelog for stores in second.standbys.stores.values() for s in stores.values()]
-            )
-            await wait_for(lambda: all(s.checkpoint() == ends[s.changelog]
-                                       for stores in second.standbys.stores.values() for s in stores.values()),
-                           timeout=20)
+            await standbys_caught_up(second, timeout=20)
         moved = set(first.tasks)
         before = len(second.restore_results)
         first.stop()

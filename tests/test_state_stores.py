@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -501,3 +502,22 @@ def test_shared_block_cache(tmp_path):
     finally:
         first.close()
         second.close()
+
+
+def test_store_directories_are_0700_and_files_0600(tmp_path):
+    """A store holds application data: nobody but its owner may read it (they were 0755 and 0644)."""
+    state_dir = tmp_path / "state"
+    path = state_dir / "app" / "0_0" / "counts"
+    store = RocksDBStore("counts", path, RocksDBConfig(write_buffer_size=64 << 10, disable_wal=True))
+    store.write_batch([(b"k%06d" % i, b"v" * 100) for i in range(5000)], 1)
+    store.flush()
+    store.write_batch([(b"k%06d" % i, b"w" * 100) for i in range(5000)], 2)
+    store.close()
+    assert os.umask(0o022) == 0o022, "the umask is restored"
+    found = {path: stat.S_IMODE(path.stat().st_mode) for path in [state_dir, *state_dir.rglob("*")]}
+    assert any(path.suffix == ".sst" for path in found)
+    assert {str(p.relative_to(tmp_path)) for p, mode in found.items() if mode != (0o700 if p.is_dir() else 0o600)} \
+        == set()
+    reopened = RocksDBStore("counts", path)
+    assert reopened.get(b"k000001") == b"w" * 100 and reopened.checkpoint() == 2
+    reopened.close()

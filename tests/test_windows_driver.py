@@ -3,20 +3,25 @@ queries, validation, and a restart over RocksDB stores (pure, no broker)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import struct
 from datetime import timedelta
 
 import pytest
 
 from streams import App
+from streams.compiler.compile import plan_tasks
+from streams.partitioner import partition_for
 from streams.runtime.stores import TaskStore
+from streams.task.errors_policy import ErrorPolicy
 from streams.task.task import Task
 from streams.testing import TestDriver
 from streams.transport.base import RawRecord, TopicPartition
-from streams.windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedSerde
+from streams.windows import Hopping, Session, Sliding, Tumbling, Windowed, WindowedJsonSerde, WindowedSerde
 from streams.windows.store import INDEX, WINDOWS
 
-W = WindowedSerde("str")
+W = WindowedJsonSerde()
 
 
 def make_app() -> App:
@@ -68,8 +73,18 @@ def test_hopping_record_lands_in_every_window_holding_it():
     with TestDriver(app) as driver:
         pipe(driver, [("a", 9)])
         assert results(driver) == [("a", 0, 10, 1), ("a", 4, 14, 1), ("a", 8, 18, 1)]
-    assert Hopping(10, 4).starts_for(-3) == [-12, -8, -4]
-    assert Tumbling(5).starts_for(-1) == [-5]
+
+
+def test_hopping_windows_never_start_before_the_epoch():
+    """Kafka Streams drops the windows [-8, 2) and [-4, 6) that would also hold a record at 1."""
+    app = make_app()
+    app.stream("in").group_by_key().window(Hopping(10, 4)).count().to("out")
+    with TestDriver(app) as driver:
+        pipe(driver, [("a", 1), ("a", 5)])
+        assert results(driver) == [("a", 0, 10, 1), ("a", 0, 10, 2), ("a", 4, 14, 1)]
+        assert driver.tasks["0_0"].metrics.get("late_records") == 0
+    assert Hopping(10, 4).starts_for(1) == [0]
+    assert Hopping(10, 4).starts_for(-3) == [] and Tumbling(5).starts_for(-1) == []
 
 
 def test_sliding_windows_follow_the_records():
@@ -88,6 +103,50 @@ def test_sliding_windows_follow_the_records():
             (0, 1), (2, 2), (5, 3), (11, 2), (13, 1), (15, 2), (16, 1)]
 
 
+@pytest.mark.parametrize("exact, expected", [
+    # Kafka Streams' rules: 116 and 121 arrive when their own left windows have closed, so those are
+    # never made; [116, 126] starts from nothing and [117, 127] (116's right window) never exists.
+    (False, [(90, 100, 1), (116, 126, 1), (120, 130, 3), (122, 132, 2), (127, 137, 1)]),
+    # exact=True makes the closed windows too (never emitting them), so later copies are exact.
+    (True, [(90, 100, 1), (116, 126, 3), (117, 127, 2), (120, 130, 3), (122, 132, 2), (127, 137, 1)]),
+])
+def test_sliding_windows_built_from_closed_ones(exact, expected):
+    app = make_app()
+    app.stream("in").group_by_key().window(Sliding(10, grace=5, exact=exact)).count(emit="final").to("out")
+    with TestDriver(app) as driver:
+        pipe(driver, [("a", ts) for ts in (100, 130, 116, 121, 126, 200)])
+        assert sorted(r[1:] for r in results(driver)) == expected
+        assert driver.tasks["0_0"].metrics.get("late_records") == 0
+
+
+def test_a_sliding_window_changed_at_its_close_is_emitted_again():
+    # As with Kafka Streams' suppress(): with grace 0, [10, 20] is due when 20 arrives, which first
+    # updates [12, 22] (closing the due windows) and then [10, 20], which goes out again.
+    app = make_app()
+    app.stream("in").group_by_key().window(Sliding(10)).count(emit="final").to("out")
+    with TestDriver(app) as driver:
+        pipe(driver, [("a", 9), ("a", 11), ("a", 15)])
+        assert results(driver) == [("a", -1, 9, 1), ("a", 1, 11, 2), ("a", 5, 15, 3)]
+        pipe(driver, [("a", 20)])
+        assert [(r.key.start, r.key.end, r.value, r.timestamp) for r in driver.read_output("out", key_serde=W)] == [
+            (10, 20, 2, 15), (10, 20, 3, 20)]
+
+
+@pytest.mark.parametrize("retention, expected", [
+    # [0, 0] closed at 15 and is past retention: 5, within its gap, starts a session of its own.
+    (None, [("a", 0, 0, 1), ("a", 5, 5, 1), ("b", 15, 15, 1)]),
+    # Still retained, [0, 0] merges with 5 into an open session, which gets a final result too.
+    (100, [("a", 0, 0, 1), ("a", 0, 5, 2), ("b", 15, 15, 1)]),
+])
+def test_a_late_record_within_the_gap_of_a_closed_session(retention, expected):
+    app = make_app()
+    app.stream("in").group_by_key().window(Session(10, grace=5)).count(emit="final", retention=retention).to("out")
+    with TestDriver(app) as driver:
+        pipe(driver, [("a", 0), ("b", 15), ("a", 5), ("b", 40)])
+        assert results(driver) == expected
+        assert driver.tasks["0_0"].metrics.get("late_records") == 0
+
+
 def test_sessions_merge_and_emit_tombstones_for_merged_sessions():
     app = make_app()
     grouped = app.stream("in").group_by_key()
@@ -104,9 +163,9 @@ def test_sessions_merge_and_emit_tombstones_for_merged_sessions():
         assert results(driver) == [("a", 0, 12, None), ("a", 25, 25, None), ("a", 0, 25, 5)]
         assert driver.store("sessions").fetch("a") == [(Windowed("a", 0, 25), 5)]
         assert results(driver, "sums") == []
-        pipe(driver, [("b", 65, 0)])
+        pipe(driver, [("b", 64, 0)])
         assert results(driver, "sums") == []
-        pipe(driver, [("b", 66, 0)])  # stream time reaches end + gap + grace + 1: the session closes
+        pipe(driver, [("b", 65, 0)])  # stream time reaches end + gap + grace: the session closes
         assert results(driver, "sums") == [("a", 0, 25, 31)]
 
 
@@ -125,7 +184,7 @@ def test_session_aggregate_needs_a_merger_and_uses_it():
     with TestDriver(app) as driver:
         pipe(driver, [("k", 0, "x"), ("k", 10, "y"), ("k", 5, "z")])
         assert results(driver)[-1] == ("k", 0, 10, ["x", "y", "z"])
-    assert merges == [("k", ["x"], ["y"])]
+    assert merges == [("k", [], ["x"]), ("k", ["x"], ["y"])]  # from initializer(), oldest session first
 
 
 def test_late_records_are_counted_and_logged_at_debug(caplog):
@@ -186,7 +245,7 @@ def test_retention_keeps_the_store_bounded(window):
     per_key = {"time": window.min_retention // getattr(window, "advance", 1) + 1,
                "sliding": 2 * ((window.min_retention + 50) // spacing + 2), "session": 2}[window.kind]
     assert entries[WINDOWS] == entries[INDEX] <= keys * per_key
-    assert entries[b"m"] == 1
+    assert entries[b"m"] == 2  # the stream time and the store time
 
 
 def test_retention_option_keeps_closed_windows_queryable_and_refuses_less_than_needed():
@@ -261,13 +320,42 @@ def test_queries_separate_keys_that_prefix_each_other():
         app.store(table.store_name).fetch("a")
 
 
-def test_windowed_serde_round_trip():
-    serde = WindowedSerde("int")
-    key = Windowed(42, -5, 10)
-    assert serde.deserialize(serde.serialize(key)) == key
-    assert serde.serialize(None) is None and serde.deserialize(None) is None
-    with pytest.raises(TypeError):
-        serde.serialize(42)
+def test_windowed_serdes_round_trip():
+    for serde, key in ((WindowedSerde("int"), Windowed(42, -5, 10)), (WindowedJsonSerde(), Windowed("a", 0, 10)),
+                       (WindowedJsonSerde("json"), Windowed({"user": [1, "x"]}, 5, 9))):
+        assert serde.deserialize(serde.serialize(key)) == key
+        assert serde.serialize(None) is None and serde.deserialize(None) is None
+        with pytest.raises(TypeError):
+            serde.serialize(42)
+    with pytest.raises(TypeError, match="cannot be written as JSON.*WindowedSerde"):
+        WindowedJsonSerde("bytes").serialize(Windowed(b"raw", 0, 10))
+
+
+def test_windowed_results_are_json_keys_partitioned_by_the_inner_key():
+    """They were the inner key's bytes plus two int64s, and hashed whole: a key's windows scattered."""
+    app = make_app()
+    counts = app.stream("in").group_by_key().window(Tumbling(10)).count()
+    counts.to("out")
+    counts.to("binary", key_serde=WindowedSerde("str"))
+    plan = plan_tasks(app.topology(), {"in": 1})
+    counts_by_topic = {**plan.partition_counts, "out": 4, "binary": 4}
+    task = Task(plan.tasks["0_0"], "wunit", counts_by_topic, ErrorPolicy("dlq", "wunit-dlq"),
+                stores={s.name: TaskStore(s, 0, None) for s in plan.tasks["0_0"].subtopology.stores})
+    keys = ["ada", "bob", "cy", "dee", "eve", "fay"]
+    task.process({TopicPartition("in", 0): [RawRecord("in", 0, i, ts, key.encode(), b"1", ())
+                                            for i, (key, ts) in enumerate((k, t) for t in (1, 15, 27) for k in keys)]})
+    output = task.take_output()
+    json_keys = [(r.key, r.partition) for r in output if r.topic == "out"]
+    assert json_keys[:2] == [(b'{"key":"ada","start":0,"end":10}', partition_for(b"ada", 4)),
+                             (b'{"key":"bob","start":0,"end":10}', partition_for(b"bob", 4))]
+    binary = [(r.key, r.partition) for r in output if r.topic == "binary"]
+    assert binary[0] == (b"ada" + struct.pack(">qq", 0, 10), partition_for(b"ada", 4))
+    for written in (json_keys, binary):
+        assert len(written) == 18
+        for key in keys:
+            windows = [p for k, p in written if (k.startswith(key.encode()) or f'"{key}"'.encode() in k)]
+            assert windows == [partition_for(key.encode(), 4)] * 3, key
+    assert len({p for _k, p in json_keys}) > 1
 
 
 def test_group_by_repartitions_before_windowing():
@@ -302,11 +390,37 @@ def test_restart_over_rocksdb_keeps_open_windows_and_stream_time(tmp_path):
     app.stream("in").group_by_key().window(Session(10)).count(name="c", emit="final").to("out")
     with TestDriver(app) as driver:
         task = open_task(driver, tmp_path)
-        assert feed(task, [("a", 100), ("b", 105), ("a", 108), ("a", 115)], 0) == []
+        assert feed(task, [("a", 100), ("b", 105), ("a", 108), ("a", 114)], 0) == []
         task.close()
         task = open_task(driver, tmp_path)  # a new task over the same state directory
-        assert feed(task, [("a", 80)], 4) == []  # late: stream time 115 survived the restart
+        assert feed(task, [("a", 80)], 4) == []  # late: stream time 114 survived the restart
         assert task.metrics.get("late_records") == 1
-        assert feed(task, [("c", 125)], 5) == [(Windowed("b", 105, 105), 1)]
-        assert feed(task, [("c", 126)], 6) == [(Windowed("a", 100, 115), 3)]
+        assert feed(task, [("c", 115)], 5) == [(Windowed("b", 105, 105), 1)]
+        assert feed(task, [("c", 123)], 6) == []
+        assert feed(task, [("c", 124)], 7) == [(Windowed("a", 100, 114), 3)]
         task.close()
+
+
+def test_a_batch_runs_the_tasks_of_a_regrouping_interleaved_by_event_time():
+    """A worker reading a backlog gets each partition's records in one batch.  Run task by task, the
+    repartition topic received partition 0's whole time range before partition 1's."""
+    def regrouped() -> App:
+        app = make_app()
+        app.stream("in").group_by(lambda key, visit: visit["user"], name="by-user").window(
+            Tumbling(10_000, grace=2_000)).count(name="visits", retention=3_600_000)
+        return app
+
+    visits = [(f"k{i}", {"user": f"u{i % 5}"}, i * 200, i % 2) for i in range(600)]  # 2 minutes, in order
+    for batched in (True, False):
+        with TestDriver(regrouped(), partitions={"in": 2}) as driver:
+            with driver.batch() if batched else contextlib.nullcontext():
+                for partition in (0, 1):  # as one poll holds them: partition by partition
+                    for key, value, ts, p in visits:
+                        if p == partition:
+                            driver.pipe_input("in", key, value, timestamp=ts, partition=p)
+            late = sum(task.metrics.get("late_records") for task in driver.tasks.values())
+            counted = sum(count for _window, count in driver.store("visits").fetch_all())
+        if batched:
+            assert (late, counted) == (0, 600)
+        else:  # one record at a time, in pipe order: what the worker did with a whole poll
+            assert late > 250 and counted == 600 - late

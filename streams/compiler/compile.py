@@ -38,6 +38,7 @@ class CompiledTopology:
     repartition_topics: dict[str, int | None]
     stores: dict[str, StoreSpec]
     declared_topics: dict[str, TopicSpec] = field(default_factory=dict)
+    follower_topics: frozenset[str] = frozenset()
 
     @property
     def external_source_topics(self) -> list[str]:
@@ -99,6 +100,7 @@ def compile_topology(builder: TopologyBuilder) -> CompiledTopology:
         repartition_topics={t.name: t.partitions for t in builder.repartition_topics.values()},
         stores=dict(builder.stores),
         declared_topics={name: topic.spec for name, topic in builder.topics.items()},
+        follower_topics=frozenset(t.name for t in builder.repartition_topics.values() if t.follower),
     )
 
 
@@ -200,7 +202,8 @@ def _size_repartition_topics(topology: CompiledTopology, counts: dict[str, int])
 
     One that is co-partitioned with others (a join input) takes their size instead:
     that of the group's source and explicitly sized topics, or if there are none,
-    the widest input of any of the group's writers.
+    the widest input of any of the group's writers other than followers (the
+    topics between the two sides of a foreign-key join, which only match a side).
     """
     pending = dict(topology.repartition_topics)
     writers = {t: s for s in topology.subtopologies for t in s.sink_topics if t in pending}
@@ -218,8 +221,9 @@ def _size_repartition_topics(topology: CompiledTopology, counts: dict[str, int])
                  if t not in pending or pending[t]]
         if fixed:
             return max(fixed)
-        flexible = [widest_input(t) for t in partners | {topic} if t in pending and not pending[t]]
-        return None if None in flexible else max(flexible)  # type: ignore[type-var]
+        flexible = [widest_input(t) for t in partners | {topic}
+                    if t in pending and not pending[t] and t not in topology.follower_topics]
+        return None if not flexible or None in flexible else max(flexible)  # type: ignore[type-var]
 
     for topic in pending:
         if writers.get(topic) is None:

@@ -37,8 +37,12 @@ class Node:
 
 @dataclass(frozen=True)
 class RepartitionTopic:
+    """An internal topic written and read by the app; a follower takes the size of the topics it is
+    co-partitioned with and never imposes its writer's."""
+
     name: str
     partitions: int | None
+    follower: bool = False
 
 
 class TopologyBuilder:
@@ -71,11 +75,11 @@ class TopologyBuilder:
     def internal_topic(self, name: str, suffix: str) -> str:
         return f"{self.app_id}-{name}-{suffix}"
 
-    def add_repartition_topic(self, name: str, partitions: int | None) -> str:
+    def add_repartition_topic(self, name: str, partitions: int | None, follower: bool = False) -> str:
         topic = self.internal_topic(name, "repartition")
         if topic in self.repartition_topics:
             raise ValueError(f"repartition topic {topic!r} is already defined; give a different name")
-        self.repartition_topics[topic] = RepartitionTopic(topic, partitions)
+        self.repartition_topics[topic] = RepartitionTopic(topic, partitions, follower)
         return topic
 
     def add_store(self, spec: StoreSpec) -> StoreSpec:

@@ -14,7 +14,7 @@ from streams.compiler.topology import Node, TopologyBuilder
 from streams.dsl.topic import Topic, bound_serdes, serdes_for, topic_name
 from streams.processors.api import Processor
 from streams.processors.endpoints import Sink, Source
-from streams.processors.stateful import Aggregate, reducer_as_aggregator
+from streams.processors.stateful import Aggregate, TableMaterialize, reducer_as_aggregator
 from streams.processors.stateless import (
     Filter,
     FlatMap,
@@ -51,7 +51,8 @@ class Stream:
     # -- plumbing
 
     def _then(self, prefix: str, make: Callable[[str], Processor], name: str | None = None,
-              key_changed: bool | None = None, value_serde: Serde | None = None, new_values: bool = False) -> Stream:
+              key_changed: bool | None = None, value_serde: Serde | None = None, new_values: bool = False,
+              params: dict[str, Any] | None = None) -> Stream:
         """Add a node under this stream.
 
         An operator that makes new keys (key_changed) or values (new_values) drops a typed serde
@@ -59,7 +60,8 @@ class Stream:
         the stream goes on with the default str keys and JSON values until a sink declares a type.
         """
         node_name = self._builder.new_name(prefix, name)
-        node = self._builder.add(Node(node_name, prefix, lambda: make(node_name)), self._node)
+        node = self._builder.add(Node(node_name, prefix, lambda: make(node_name), params=dict(params or {})),
+                                 self._node)
         ks = resolve("str", "str") if key_changed and _typed(self.key_serde) else self.key_serde
         vs = value_serde or (resolve("json", "json") if new_values and _typed(self.value_serde) else self.value_serde)
         return Stream(self._builder, node, ks, vs, self.key_changed if key_changed is None else key_changed)
@@ -197,6 +199,27 @@ class Stream:
         vs = resolve(value_serde, "json") if value_serde is not None else self.value_serde
         return Stream(builder, node, self.key_serde, vs, key_changed=True)
 
+    def to_table(self, name: str | None = None, value_serde: SerdeLike = None) -> Table:
+        """The stream read as a table: each record upserts its key, a None value deletes it.
+
+        The table is kept in the store `name` (changelogged); a stream whose key was
+        changed upstream is repartitioned by its key first, so the table can be joined
+        with others of the same key.
+        """
+        from streams.dsl.table import Table
+
+        builder = self._builder
+        store_name = name or builder.new_name("KSTREAM-TOTABLE-STATE-STORE")
+        keyed = self.repartition(name=store_name) if self.key_changed else self
+        changelog = builder.internal_topic(store_name, "changelog")
+        ks = keyed.key_serde
+        vs = bind(resolve(value_serde, "json") if value_serde is not None else keyed.value_serde, changelog, False)
+        spec = builder.add_store(StoreSpec(store_name, ks, vs, changelog))
+        node_name = builder.new_name("KSTREAM-TOTABLE")
+        node = builder.add(Node(node_name, "KSTREAM-TOTABLE", lambda: TableMaterialize(node_name, store_name, ks, vs),
+                                stores=(spec,)), keyed._node)
+        return Table(builder, node, store_name, ks, vs)
+
     # -- grouping
 
     def group_by(self, fn: Callable[[Any, Any], Any], key_serde: SerdeLike = None,
@@ -221,18 +244,23 @@ class Stream:
         return stream_join(self, other, fn, joiner, "inner", window, name, value_serde)
 
     def left_join(self, other: Stream | Table | GlobalTable, fn: Callable, joiner: Callable | None = None, *,
-                  window: JoinWindows | None = None, name: str | None = None, value_serde: SerdeLike = None) -> Stream:
-        """Like join(), but a record with no match still emits, with None for the other side."""
+                  window: JoinWindows | None = None, name: str | None = None, value_serde: SerdeLike = None,
+                  close_on_wall_clock: bool = False) -> Stream:
+        """Like join(), but a record with no match still emits, with None for the other side.
+
+        close_on_wall_clock (windowed joins): emit an unmatched record once its window plus grace
+        has passed in wall-clock time while its partition is quiet (docs/joins.md).
+        """
         from streams.dsl.joins import stream_join
 
-        return stream_join(self, other, fn, joiner, "left", window, name, value_serde)
+        return stream_join(self, other, fn, joiner, "left", window, name, value_serde, close_on_wall_clock)
 
     def outer_join(self, other: Stream, joiner: Callable, *, window: JoinWindows, name: str | None = None,
-                   value_serde: SerdeLike = None) -> Stream:
+                   value_serde: SerdeLike = None, close_on_wall_clock: bool = False) -> Stream:
         """Windowed stream-stream join where unmatched records of either side emit, with None for the other."""
         from streams.dsl.joins import stream_join
 
-        return stream_join(self, other, joiner, None, "outer", window, name, value_serde)
+        return stream_join(self, other, joiner, None, "outer", window, name, value_serde, close_on_wall_clock)
 
     @property
     def node_name(self) -> str:

@@ -15,10 +15,11 @@ from streams.serdes import Serde, SerdeLike, bind, resolve
 from streams.state.spec import StoreSpec
 from streams.windows.definitions import Duration, WindowDefinition, to_ms
 from streams.windows.query import WindowStoreView
-from streams.windows.serde import WindowedSerde
+from streams.windows.serde import WindowedJsonSerde
 
 if TYPE_CHECKING:
     from streams.dsl.stream import GroupedStream
+    from streams.dsl.suppress import Suppressed
 
 EMIT_MODES = ("update", "final")
 
@@ -61,7 +62,8 @@ class WindowedStream:
         """reducer(aggregate, value) per window; sessions merge with reducer(older, newer) too."""
         initializer, aggregator = reducer_as_aggregator(reducer)
         return self._aggregate("KSTREAM-WINDOWED-REDUCE", initializer, aggregator,
-                               lambda key, a, b: reducer(a, b), name, value_serde, emit, retention, idle_close)
+                               lambda key, a, b: aggregator(key, b, a), name, value_serde, emit, retention,
+                               idle_close)
 
     def aggregate(self, initializer: Callable[[], Any], aggregator: Callable[[Any, Any, Any], Any],
                   name: str | None = None, *, merger: Merger | None = None, value_serde: SerdeLike = None,
@@ -111,16 +113,33 @@ class WindowedStream:
 
 
 class WindowedTable:
-    """Per-key, per-window aggregates; the key of each row is Windowed(key, start, end)."""
+    """Per-key, per-window aggregates; the key of each row is Windowed(key, start, end).
+
+    Results leave with WindowedJsonSerde keys, {"key", "start", "end"}, placed in
+    the partition of the inner key (docs/windows.md).
+    """
 
     def __init__(self, builder: TopologyBuilder, node: Node, store_name: str, key_serde: Serde,
                  value_serde: Serde, window: WindowDefinition) -> None:
         self._builder = builder
         self._node = node
         self.store_name = store_name
-        self.key_serde = WindowedSerde(key_serde)
+        self.key_serde = WindowedJsonSerde(key_serde)
         self.value_serde = value_serde
         self.window = window
+
+    def suppress(self, suppressed: Suppressed, name: str | None = None) -> WindowedTable:
+        """Hold results back: until_window_closes() emits each window's final result once (as emit="final");
+        until_time_limit(...) rate-limits the updates of each window (docs/windows.md).
+
+        Queries of the aggregation's store (app.store(store_name)) still read the windows as they are now.
+        """
+        from streams.dsl.suppress import add_suppress
+
+        node = add_suppress(self._builder, self._node, suppressed, name, self.key_serde, self.value_serde,
+                            self.window)
+        return WindowedTable(self._builder, node, self.store_name, self.key_serde.inner, self.value_serde,
+                             self.window)
 
     def to_stream(self) -> Stream:
         """The stream of emitted results; in update mode a session merged away arrives as a None value."""
@@ -128,5 +147,6 @@ class WindowedTable:
 
     def to(self, topic: str, key_serde: SerdeLike = None, value_serde: SerdeLike = None,
            name: str | None = None) -> None:
-        """Write the results to a topic; keys by default are WindowedSerde bytes (key, start, end)."""
+        """Write the results to a topic; keys by default are JSON {"key", "start", "end"}, or pass
+        key_serde=WindowedSerde(inner) for the inner key's bytes followed by start and end."""
         self.to_stream().to(topic, key_serde=key_serde, value_serde=value_serde, name=name)

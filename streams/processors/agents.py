@@ -151,6 +151,18 @@ class AgentProcessor(Processor):
         record = Record(current.key, value, current.timestamp, current.headers, current.origin)
         self.context.emit(self.sink, [record], self.key_serde, self.value_serde)
 
+    async def stop(self) -> None:
+        """Cancel the agent and wait until it has finished (its finally blocks have run).
+
+        Only cancelling would leave the task pending in a loop that may close next
+        (the TestDriver's), and asyncio reports it as destroyed while pending.
+        """
+        runner, self._runner = self._runner, None
+        if runner is None or runner.done():
+            return
+        runner.cancel()
+        await asyncio.wait({runner})
+
     def close(self) -> None:
         if self._runner is not None and not self._runner.done():
             self._runner.cancel()

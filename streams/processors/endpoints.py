@@ -24,10 +24,13 @@ class Source(Processor):
         self.value_serde = value_serde
         self.timestamp_extractor = timestamp_extractor
 
-    def process_raw(self, raws: list[RawRecord]) -> None:
+    def read(self, raws: list[RawRecord]) -> list[Record]:
+        """The records that can be read, each with its event time; the others go to the error policy.
+
+        The task orders records by these times before it forwards them.
+        """
         if self.timestamp_extractor is not None:
-            self.forward(self._read_extracting(raws))
-            return
+            return self._read_extracting(raws)
         keys_of = getattr(self.key_serde, "deserialize_many", None)
         values_of = getattr(self.value_serde, "deserialize_many", None)
         if keys_of is not None and values_of is not None:
@@ -37,9 +40,8 @@ class Source(Processor):
             except Exception:
                 pass  # some record cannot be read: the loop below singles it out
             else:
-                self.forward([Record(key, value, raw.timestamp, raw.headers, raw)
-                              for key, value, raw in zip(keys, values, raws, strict=True)])
-                return
+                return [Record(key, value, raw.timestamp, raw.headers, raw)
+                        for key, value, raw in zip(keys, values, raws, strict=True)]
         deserialize_key = self.key_serde.deserialize
         deserialize_value = self.value_serde.deserialize
         out: list[Record] = []
@@ -52,10 +54,10 @@ class Source(Processor):
                 self._unreadable(raw, exc)
                 continue
             append(Record(key, value, raw.timestamp, raw.headers, raw))
-        self.forward(out)
+        return out
 
     def _read_extracting(self, raws: list[RawRecord]) -> list[Record]:
-        """process_raw's loop with the timestamp taken from the extractor."""
+        """read()'s loop with the timestamp taken from the extractor."""
         deserialize_key = self.key_serde.deserialize
         deserialize_value = self.value_serde.deserialize
         extract = self.timestamp_extractor
@@ -79,7 +81,12 @@ class Source(Processor):
 
 
 class Sink(Processor):
-    """Serializes records into the task's output, to a fixed topic or one chosen per record."""
+    """Serializes records into the task's output, to a fixed topic or one chosen per record.
+
+    Records are placed by the partitioner given, else by the key serde's own
+    partition(key_bytes, partitions) if it has one (windowed keys go by their inner
+    key), else by the hash of the key bytes.
+    """
 
     def __init__(self, name: str, topic: str | TopicChooser, key_serde: Serde, value_serde: Serde,
                  partitioner: Callable[[bytes | None, int], int] | None = None) -> None:
@@ -87,7 +94,7 @@ class Sink(Processor):
         self.topic = topic
         self.key_serde = key_serde
         self.value_serde = value_serde
-        self.partitioner = partitioner
+        self.partitioner = partitioner or getattr(key_serde, "partition", None)
 
     def process(self, batch: list[Record]) -> None:
         if isinstance(self.topic, str):

@@ -15,6 +15,7 @@ from typing import Any
 from streams.processors.api import Processor, StoreProcessor
 from streams.record import Record
 from streams.serdes import Serde
+from streams.state.versioned import DROPPED, LATEST, VersionedStore
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,22 @@ def reducer_as_aggregator(reducer: Callable[[Any, Any], Any]) -> tuple[Callable[
     return (lambda: missing), aggregate
 
 
+class TableDelete(Record):
+    """A table's delete of a key, saying whether the key had a row.
+
+    A table-table join emits nothing for deleting a row that was not there when
+    the other side has none either, as Kafka Streams does with the old values it
+    sends along.  Operators that copy records drop this to a plain Record, whose
+    deletes count as deleting a row.
+    """
+
+    __slots__ = ("existed",)
+
+    def __init__(self, r: Record, existed: bool) -> None:
+        super().__init__(r.key, None, r.timestamp, r.headers, r.origin)
+        self.existed = existed
+
+
 class TableSource(StoreProcessor):
     """Materializes a topic as a table: a value upserts its key, a tombstone deletes it."""
 
@@ -76,7 +93,7 @@ class TableSource(StoreProcessor):
         self.restored_to = self.store.checkpoint() or 0
 
     def process(self, batch: list[Record]) -> None:
-        put, delete, restored_to = self.store.put, self.store.delete, self.restored_to
+        get, put, delete, restored_to = self.store.get, self.store.put, self.store.delete, self.restored_to
         out = []
         for r in batch:
             if r.key is None:
@@ -91,9 +108,11 @@ class TableSource(StoreProcessor):
             else:
                 key, value = raw.key, raw.value
             if value is None:
+                existed = get(key) is not None
                 delete(key)
-            else:
-                put(key, value)
+                out.append(TableDelete(r, existed))
+                continue
+            put(key, value)
             out.append(r)
         self.forward(out)
 
@@ -134,4 +153,87 @@ class TableMapValues(Processor):
                 self.context.report_error(r, exc, self.name)
                 continue
             out.append(Record(r.key, value, r.timestamp, r.headers, r.origin))
+        self.forward(out)
+
+
+class TableMaterialize(StoreProcessor):
+    """Writes every row of a computed table into a store (None deletes the key) and forwards it.
+
+    A table made by filter() or map_values() has no store of its own; a join needs
+    one to look rows up, so the join adds this node in front of it.  Stream.to_table()
+    uses it too.
+    """
+
+    def __init__(self, name: str, store_name: str, key_serde: Serde, value_serde: Serde) -> None:
+        super().__init__(name, store_name)
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+
+    def process(self, batch: list[Record]) -> None:
+        get, put, delete = self.store.get, self.store.put, self.store.delete
+        serialize_key, serialize = self.key_serde.serialize, self.value_serde.serialize
+        out = []
+        for r in batch:
+            if r.key is None:
+                continue
+            try:
+                key = serialize_key(r.key)
+                if r.value is None:
+                    existed = get(key) is not None
+                    delete(key)
+                    out.append(TableDelete(r, existed))
+                    continue
+                put(key, serialize(r.value))
+            except Exception as exc:
+                self.context.report_error(r, exc, self.name)
+                continue
+            out.append(r)
+        self.forward(out)
+
+
+class VersionedTableSource(Processor):
+    """Materializes a topic as a versioned table: every record becomes a version at its timestamp.
+
+    An update older than the key's latest version goes into its history only; what
+    flows downstream, and into the latest-value store, are the updates that are the
+    key's latest version.  Updates older than the history retention are dropped
+    and counted (late_records).
+    """
+
+    def __init__(self, name: str, store_name: str, versions_store: str, retention: int, key_serde: Serde,
+                 value_serde: Serde) -> None:
+        super().__init__(name)
+        self.store_name = store_name
+        self.versions_store = versions_store
+        self.retention = retention
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.latest = context.get_store(self.store_name)
+        self.versions = VersionedStore.of(context.get_store(self.versions_store), self.retention)
+
+    def process(self, batch: list[Record]) -> None:
+        put_version, put, delete, out = self.versions.put, self.latest.put, self.latest.delete, []
+        for r in batch:
+            if r.key is None:
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
+                continue
+            try:
+                key = self.key_serde.serialize(r.key)
+                value = None if r.value is None else self.value_serde.serialize(r.value)
+            except Exception as exc:
+                self.context.report_error(r, exc, self.name)
+                continue
+            placed = put_version(key, r.timestamp, value)
+            if placed == DROPPED:
+                self.context.metrics.incr("late_records", 1, self.name)
+            elif placed == LATEST:
+                if value is None:
+                    delete(key)
+                else:
+                    put(key, value)
+                out.append(r)
+        self.versions.save()
         self.forward(out)

@@ -17,7 +17,7 @@ from streams.processors.api import Processor
 from streams.record import Record
 
 
-def _pair(result: Any, operator: str) -> tuple[Any, Any]:
+def key_value_pair(result: Any, operator: str) -> tuple[Any, Any]:
     if type(result) is tuple and len(result) == 2:
         return result
     if isinstance(result, (tuple, list)) and len(result) == 2:
@@ -57,7 +57,7 @@ class Map(Processor):
             except Exception as exc:
                 self.context.report_error(r, exc, name)
                 continue
-            key, value = _pair(result, name)
+            key, value = key_value_pair(result, name)
             out.append(Record(key, value, r.timestamp, r.headers, r.origin))
         self.forward(out)
 
@@ -113,7 +113,7 @@ class FlatMap(Processor):
                 self.context.report_error(r, exc, name)
                 continue
             for result in results:
-                key, value = _pair(result, name)
+                key, value = key_value_pair(result, name)
                 out.append(Record(key, value, r.timestamp, r.headers, r.origin))
         self.forward(out)
 

@@ -11,6 +11,11 @@ A commit covers every task the worker runs, at once:
 3. Exactly-once only: the tasks' next input offsets join the open transaction
    (send_offsets_to_transaction), and the transaction commits: outputs,
    changelog records and input offsets become visible together, or not at all.
+   Under exactly_once_v2 all the worker's tasks share one transaction, and the
+   offsets carry the consumer's group metadata: the group coordinator refuses
+   them if the group has rebalanced without this worker's generation (a zombie),
+   and the commit fails here.  Under exactly_once each task commits its own
+   transaction, fenced by the task's transactional id.
 4. Local state.  Each task writes its cache to its stores in one batch per
    store, together with the changelog offset that batch reaches (the store's
    checkpoint).  A crash before this step leaves the store at its previous
@@ -25,7 +30,8 @@ stops without committing offsets, so the records since the last commit are
 processed again.  Under exactly-once the worker aborts the open transactions,
 discards the caches, closes its tasks without committing and rejoins the group:
 each task restarts from its last committed offsets and checkpoints, and a task
-whose producer was fenced now belongs to another worker.
+that another worker took over (its producer, or this worker's generation, was
+fenced) now runs there.
 """
 
 from __future__ import annotations
@@ -73,17 +79,20 @@ async def commit_tasks(
     consumer: Consumer,
     *,
     exactly_once: bool = False,
+    producer_per_task: bool = False,
     group_id: str = "",
     stats: CommitStats | None = None,
 ) -> dict[TopicPartition, int]:
     """Run the numbered steps above for the given tasks; return the committed input offsets.
 
-    Under exactly-once each task has its own transactional producer, and the tasks
-    commit concurrently; the first error is raised once every task has finished.
+    With one producer per task (exactly_once) the tasks commit concurrently, each
+    its own transaction, and the first error is raised once every task has
+    finished.  Otherwise the tasks share one producer: at-least-once, or the one
+    transaction of exactly_once_v2.
     """
     started = time.perf_counter()
     tasks = list(tasks)
-    if exactly_once:
+    if exactly_once and producer_per_task:
         results = await asyncio.gather(*(_commit_one(task, producer_of(task), group_id) for task in tasks),
                                        return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
@@ -91,14 +100,15 @@ async def commit_tasks(
             raise errors[0]
         offsets = {tp: offset for result in results for tp, offset in result.items()}
     else:
-        offsets = await _commit_shared(tasks, producer_of(tasks[0]) if tasks else None, consumer)
+        offsets = await _commit_shared(tasks, producer_of(tasks[0]) if tasks else None, consumer, exactly_once)
     if stats is not None:
         stats.record(started)
     return offsets
 
 
-async def _commit_shared(tasks: list[Task], producer: Producer | None, consumer: Consumer) -> dict[TopicPartition, int]:
-    """At-least-once: steps 1, 2, 4 and 5 over all tasks, which share one producer."""
+async def _commit_shared(tasks: list[Task], producer: Producer | None, consumer: Consumer,
+                         exactly_once: bool) -> dict[TopicPartition, int]:
+    """Steps 1 to 5 over all tasks, which share one producer (and, under exactly_once_v2, one transaction)."""
     if producer is None:
         return {}
     offsets: dict[TopicPartition, int] = {}
@@ -109,9 +119,13 @@ async def _commit_shared(tasks: list[Task], producer: Producer | None, consumer:
     if changelog:
         await producer.send_many(changelog)
     written = await producer.flush()  # step 2
+    if exactly_once:  # step 3
+        if offsets:
+            await producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+        await producer.commit_transaction()
     for task in tasks:  # step 4
         task.checkpoint_stores(written)
-    if offsets:  # step 5
+    if offsets and not exactly_once:  # step 5
         await consumer.commit(offsets)
     for task in tasks:
         task.offsets.clear()
@@ -119,7 +133,7 @@ async def _commit_shared(tasks: list[Task], producer: Producer | None, consumer:
 
 
 async def _commit_one(task: Task, producer: Producer, group_id: str) -> dict[TopicPartition, int]:
-    """Exactly-once: steps 1 to 4 for one task in its own transaction."""
+    """exactly_once: steps 1 to 4 for one task in its own transaction."""
     changelog = task.changelog_output()  # step 1
     if changelog:
         await producer.send_many(changelog)

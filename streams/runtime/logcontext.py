@@ -1,8 +1,8 @@
 """Which application, worker and task a log line comes from, and the JSON log format.
 
-The worker sets the context variables (the app id and worker id once, the task
-id around each task's work); a filter copies them onto every log record, so
-both formats can show them.  Context variables follow asyncio tasks, so two
+The worker sets the app id and its name once; a task sets its id around its
+work (streams/task/context.py), and the worker around a task's restore; a
+filter copies them onto every log record, so both formats can show them.  Context variables follow asyncio tasks, so two
 workers in one process each log their own ids.
 """
 
@@ -16,9 +16,10 @@ from typing import TextIO
 
 import orjson
 
+from streams.task.context import TASK
+
 APP_ID: ContextVar[str | None] = ContextVar("streams_app_id", default=None)
 WORKER: ContextVar[str | None] = ContextVar("streams_worker", default=None)
-TASK: ContextVar[str | None] = ContextVar("streams_task", default=None)
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_FORMATS = ("plain", "json")

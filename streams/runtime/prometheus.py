@@ -37,6 +37,12 @@ COUNTERS: dict[str, tuple[str, str, str]] = {
                              "Records with a null key or value that the node dropped."),
     "expired_windows": ("streams_expired_windows", "node", "Windows deleted from the node's store after retention."),
     "idle_closes": ("streams_idle_closes", "node", "Windows the node closed on wall-clock time for an idle partition."),
+    "stale_join_responses": ("streams_stale_join_responses", "node",
+                             "Foreign-key join responses dropped: the left row changed after the request."),
+    "suppress_early_emits": ("streams_suppress_early_emits", "node",
+                             "Times the suppression emitted early because its buffer was full."),
+    "wall_clock_unmatched": ("streams_wall_clock_unmatched", "node",
+                             "Unmatched join results emitted on wall-clock time for a quiet partition."),
 }
 
 
@@ -46,7 +52,7 @@ class WorkerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         worker = self.worker
-        base = {"app_id": worker.config.app_id, "worker": worker.worker_id}
+        base = {"app_id": worker.config.app_id, "worker": worker.name}
         yield from self._counters(base)
         latency = summary("streams_process_latency_seconds",
                           "Seconds per processed record: sum/count is the mean; quantiles of recent batches' means.")

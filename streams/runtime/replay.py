@@ -12,7 +12,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from streams.compiler.compile import CompiledTopology
 from streams.config import StreamsConfig
@@ -40,6 +40,7 @@ class ReplayTarget:
     earliest: bool = False
     timestamp_ms: int | None = None
     offset: int | None = None
+    moment: datetime | None = None  # --to-datetime as given, so that its time zone is echoed back
 
     @classmethod
     def from_options(cls, to_earliest: bool, to_datetime: str | None, by_duration: str | None,
@@ -53,7 +54,7 @@ class ReplayTarget:
             moment = datetime.fromisoformat(to_datetime)
             if moment.tzinfo is None:
                 raise ValueError("--to-datetime needs a timezone, e.g. 2026-11-28T10:00:00+00:00")
-            return cls(timestamp_ms=int(moment.timestamp() * 1000))
+            return cls(timestamp_ms=int(moment.timestamp() * 1000), moment=moment)
         if by_duration is not None:
             return cls(timestamp_ms=int((now() - parse_duration(by_duration).total_seconds()) * 1000))
         return cls(offset=to_offset)
@@ -62,7 +63,8 @@ class ReplayTarget:
         if self.earliest:
             return "the earliest offsets"
         if self.timestamp_ms is not None:
-            return f"the first offsets at or after {datetime.fromtimestamp(self.timestamp_ms / 1000).isoformat()}"
+            moment = self.moment or datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+            return f"the first offsets at or after {moment.isoformat()}"
         return f"offset {self.offset}"
 
 

@@ -45,11 +45,14 @@ ProgressListener = Callable[[str, int, RestoreProgress], None]
 
 
 async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: float = 2.0,
-                        on_progress: ProgressListener | None = None) -> RestoreResult | None:
+                        on_progress: ProgressListener | None = None,
+                        restore_to: int | None = None) -> RestoreResult | None:
     """Replay the store's changelog partition into it; returns None for stores without one.
 
-    Progress goes to the log every progress_every_s, and to on_progress (the CLI's
-    progress bar) after every poll.
+    restore_to stops the replay at that offset instead of the partition's end: a table
+    read from its own topic is restored only as far as the task had processed that topic,
+    and the task reads the rest as input.  Progress goes to the log every
+    progress_every_s, and to on_progress (the CLI's progress bar) after every poll.
     """
     tp = store.changelog
     if tp is None:
@@ -64,6 +67,8 @@ async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: 
     started = time.monotonic()
     restorer = StoreRestorer(store.local)
     start = restorer.start_offset(beginning, end)
+    if restore_to is not None:
+        end = max(start, min(end, restore_to))
     if restorer.wiped and store.checkpoint_before_restore is not None:
         log.warning("store %s[%d]: checkpoint %d is outside the changelog's offsets %d..%d; rebuilding",
                     store.name, tp.partition, store.checkpoint_before_restore, beginning, end)
@@ -75,9 +80,9 @@ async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: 
             batches = await consumer.poll(200, POLL_RECORDS)
             records = batches.get(tp)
             if records:
-                _write(restorer, records, end)
+                write_records(restorer, store, records, end)
             now = time.monotonic()
-            if on_progress is not None:
+            if on_progress is not None and restorer.position < end:  # the finished state is reported once, below
                 on_progress(store.name, tp.partition, restorer.progress(end))
             if now - last_report >= progress_every_s:
                 last_report = now
@@ -100,12 +105,17 @@ async def restore_store(store: TaskStore, consumer: Consumer, progress_every_s: 
     return result
 
 
-def _write(restorer: StoreRestorer, records: list[RawRecord], end: int) -> None:
-    """Write polled records in the restorer's batch size, each batch with its checkpoint."""
-    if records[-1].offset >= end:  # only records before the end offset read at the start belong to this restore
+def write_records(restorer: StoreRestorer, store: TaskStore, records: list[RawRecord], end: int | None = None) -> None:
+    """Write polled changelog records in the restorer's batch size, each batch with its checkpoint.
+
+    Only the records the store takes are written (TaskStore.restorable), but the
+    checkpoint moves past every record read.
+    """
+    if end is not None and records[-1].offset >= end:  # records past the end read at the start are not ours
         records = [r for r in records if r.offset < end]
     size = restorer.batch_size
     for first in range(0, len(records), size):
         chunk = records[first:first + size]
         if chunk:
-            restorer.write(map(_key_value, chunk), chunk[-1].offset + 1, len(chunk))
+            rows = store.restorable(chunk)
+            restorer.write(map(_key_value, rows), chunk[-1].offset + 1, len(rows))

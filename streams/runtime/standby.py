@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from streams.runtime.restore import write_records
 from streams.runtime.stores import TaskStore
 from streams.state.restore import StoreRestorer
 from streams.transport.base import Consumer, TopicPartition
@@ -23,7 +24,7 @@ class StandbyTasks:
         self._consumer = consumer
         self._open_stores = open_stores
         self.stores: dict[str, dict[str, TaskStore]] = {}
-        self._by_partition: dict[TopicPartition, StoreRestorer] = {}
+        self._by_partition: dict[TopicPartition, tuple[TaskStore, StoreRestorer]] = {}
         self.applied = 0
 
     @property
@@ -59,14 +60,14 @@ class StandbyTasks:
         for stores in self.stores.values():
             for store in stores.values():
                 if store.changelog is not None:
-                    self._by_partition[store.changelog] = StoreRestorer(store.local)
+                    self._by_partition[store.changelog] = (store, StoreRestorer(store.local))
         partitions = list(self._by_partition)
         self._consumer.assign(partitions)
         if not partitions:
             return
         beginnings = await self._consumer.beginning_offsets(partitions)
         ends = await self._consumer.end_offsets(partitions)
-        for tp, restorer in self._by_partition.items():
+        for tp, (_store, restorer) in self._by_partition.items():
             self._consumer.seek(tp, restorer.start_offset(beginnings[tp], ends[tp]))
         log.info("following %d changelog partitions for standby tasks %s", len(partitions),
                  ", ".join(sorted(self.stores)))
@@ -78,9 +79,12 @@ class StandbyTasks:
         batches = await self._consumer.poll(timeout_ms, 50_000)
         applied = 0
         for tp, records in batches.items():
-            restorer = self._by_partition.get(tp)
-            if restorer is not None and records:
-                applied += restorer.apply((r.offset, r.key, r.value) for r in records)
+            following = self._by_partition.get(tp)
+            if following is not None and records:
+                store, restorer = following
+                before = restorer.restored
+                write_records(restorer, store, records)
+                applied += restorer.restored - before
         self.applied += applied
         return applied
 

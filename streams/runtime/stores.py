@@ -14,9 +14,10 @@ from pathlib import Path
 
 from streams.state.cache import CachedStore, CountingCachedStore
 from streams.state.memory import InMemoryStore
+from streams.state.restore import readable_rows
 from streams.state.rocksdb import RocksDBConfig, RocksDBStore
 from streams.state.spec import StoreSpec
-from streams.transport.base import OutRecord, TopicPartition
+from streams.transport.base import OutRecord, RawRecord, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,18 @@ class TaskStore:
     def approximate_count(self) -> int:
         return self.cache.approximate_count()
 
+    def restorable(self, records: list[RawRecord]) -> list[RawRecord]:
+        """The changelog records this store takes on restore.
+
+        A table read from its own topic takes only rows its serdes can read: the
+        table's source sends any other row to the error policy, so the row never
+        enters the store while processing, and restore must not put it there either.
+        Internal changelogs hold what the store itself wrote.
+        """
+        if not self.source_topic_changelog:
+            return records
+        return readable_rows(records, self.spec.key_serde, self.spec.value_serde)
+
     # -- commit protocol
 
     def checkpoint(self) -> int | None:
@@ -101,3 +114,4 @@ class TaskStore:
 
     def close(self) -> None:
         self.local.close()
+

@@ -1,10 +1,19 @@
-"""One transactional producer per task, for exactly-once processing.
+"""Transactional producers for exactly-once processing.
 
-Its transactional id is "<app-id>-<task-id>", so whichever worker starts a task's
-producer fences every older instance of that task (a zombie that lost the task
-but does not know it yet) and aborts the zombie's open transaction.  A
-transaction opens at the task's first send after a commit and is committed by
-the commit protocol.
+exactly_once_v2 (brokers 2.5 and later): one producer per worker, with the
+transactional id "<app-id>-<worker-id>".  Its transaction holds the output of
+all the worker's tasks, and their input offsets travel with the consumer's
+group metadata (KIP-447), so the group coordinator refuses the offsets of a
+worker whose generation is stale: a zombie cannot commit.  A worker restarted
+on the same state directory keeps its worker id, so its new producer aborts at
+once whatever its crashed incarnation left open.
+
+exactly_once (older brokers): one producer per task, with the transactional id
+"<app-id>-<task-id>", so whichever worker starts a task's producer fences
+every older instance of that task and aborts its open transaction.
+
+Either way a transaction opens at the first send after a commit, and the
+commit protocol (streams.runtime.commit) commits it.
 """
 
 from __future__ import annotations
@@ -14,13 +23,13 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from streams.transport.base import OutRecord, Producer, TopicPartition
+from streams.transport.base import GroupMetadata, OutRecord, Producer, TopicPartition
 
 log = logging.getLogger(__name__)
 
 
-class TaskTransaction:
-    """A task's transactional producer that begins its transaction lazily."""
+class LazyTransaction:
+    """A transactional producer that begins its transaction at the first send or offsets after a commit."""
 
     def __init__(self, producer: Producer) -> None:
         self.producer = producer
@@ -46,9 +55,10 @@ class TaskTransaction:
     async def flush(self) -> dict[TopicPartition, int]:
         return await self.producer.flush()
 
-    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int], group_id: str) -> None:
+    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int],
+                                          group: str | GroupMetadata) -> None:
         await self._ensure_open()
-        await self.producer.send_offsets_to_transaction(offsets, group_id)
+        await self.producer.send_offsets_to_transaction(offsets, group)
 
     async def commit_transaction(self) -> None:
         if self.open:
@@ -61,19 +71,54 @@ class TaskTransaction:
             await self.producer.abort_transaction()
 
 
+class WorkerTransaction(LazyTransaction):
+    """exactly_once_v2: the worker's one transactional producer."""
+
+    def __init__(self, transport: Any, transactional_id: str, config: Mapping[str, Any]) -> None:
+        self._transport = transport
+        self.transactional_id = transactional_id
+        self._config = dict(config)
+        super().__init__(self._new_producer())
+
+    def _new_producer(self) -> Producer:
+        return self._transport.producer(transactional_id=self.transactional_id, config=self._config)
+
+    async def stop(self) -> None:
+        """Stop; an open transaction is aborted rather than left open until the transaction timeout."""
+        with contextlib.suppress(Exception):
+            await self.abort_transaction()
+        await self.producer.stop()
+
+    async def discard(self) -> None:
+        """Drop the open transaction; if the producer cannot abort it (it was fenced), start a new one.
+
+        The new producer takes a newer epoch of the same transactional id, which
+        makes the broker abort whatever the old one left open.
+        """
+        try:
+            await self.abort_transaction()
+            return
+        except Exception as exc:
+            log.warning("abort failed (%s: %s); starting a new transactional producer", type(exc).__name__, exc)
+        with contextlib.suppress(Exception):
+            await self.producer.stop()
+        self.producer = self._new_producer()
+        await self.producer.start()
+
+
 class TaskTransactions:
-    """The transactional producers of the tasks this worker runs."""
+    """exactly_once: the transactional producers of the tasks this worker runs."""
 
     def __init__(self, transport: Any, app_id: str, config: Mapping[str, Any]) -> None:
         self._transport = transport
         self._app_id = app_id
         self._config = dict(config)
-        self.by_task: dict[str, TaskTransaction] = {}
+        self.by_task: dict[str, LazyTransaction] = {}
 
-    async def start(self, task_id: str) -> TaskTransaction:
+    async def start(self, task_id: str) -> LazyTransaction:
         """Start the task's producer; this fences older owners of the task."""
         producer = self._transport.producer(transactional_id=f"{self._app_id}-{task_id}", config=self._config)
-        transaction = TaskTransaction(producer)
+        transaction = LazyTransaction(producer)
         await transaction.start()
         self.by_task[task_id] = transaction
         return transaction

@@ -10,6 +10,10 @@ Start-up order: create the declared topics that are missing, run the start-up
 tasks (they may send), check every used topic exists and create the internal
 ones, load the global tables, join the group.
 
+Under exactly-once a new task starts only once its input offsets are stable:
+while an older owner's transaction still holds offsets for them (it crashed or
+froze mid-commit), the task waits, its partitions paused, and the loop retries.
+
 With web_port set the worker also runs a web server (streams/runtime/web/),
 started before it joins the group so that it can advertise the server's
 host:port to the other workers; metrics are kept whether or not anyone reads
@@ -33,7 +37,7 @@ from rocksdict import Cache
 
 from streams.compiler.compile import CompiledTopology, PhysicalPlan, plan_tasks
 from streams.config import StreamsConfig
-from streams.errors import TaskFencedError, TopologyError
+from streams.errors import GenerationFencedError, TaskFencedError, TopologyError, UnsupportedBrokerError
 from streams.metrics import Metrics, Stopwatch
 from streams.partitioner import KeyPartitioner
 from streams.runtime import logcontext
@@ -41,6 +45,7 @@ from streams.runtime.assignor import MemberState, TaskAssignor
 from streams.runtime.clients import no_such_topics, place
 from streams.runtime.commit import CommitStats, commit_tasks
 from streams.runtime.global_tables import GlobalTables
+from streams.runtime.identity import WorkerId
 from streams.runtime.restore import RestoreResult, restore_store
 from streams.runtime.scheduler import Clock, Schedule, Scheduler
 from streams.runtime.standby import StandbyTasks
@@ -52,17 +57,22 @@ from streams.runtime.topics import (
     internal_topic_problem,
     missing_topics_error,
 )
-from streams.runtime.transactions import TaskTransactions
+from streams.runtime.transactions import TaskTransactions, WorkerTransaction
 from streams.serdes import check_serdes
 from streams.state.global_store import TaskGlobalStore, global_specs
 from streams.state.restore import RestoreProgress
 from streams.state.rocksdb import RocksDBConfig
 from streams.task.errors_policy import ErrorPolicy
+from streams.task.ordering import in_send_order, process_poll
 from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicPartition, TopicSpec
 
 log = logging.getLogger(__name__)
 
+# exactly_once_v2: a transaction left open by a worker that died is aborted by the broker after this long,
+# unless the worker comes back first; until then its input partitions cannot move to another worker.
+TRANSACTION_TIMEOUT_MS = 10_000
+WAITING_RETRY_S = 0.2
 OFFSET_SAMPLE_S = 2.0
 """How often a recording worker looks up the end offsets that its lag figures need."""
 _running: dict[str, list[Worker]] = {}
@@ -88,7 +98,7 @@ class Worker:
         for schedule in schedules:
             self.scheduler.add(schedule)
         self.tasks: dict[str, Task] = {}
-        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{next(_numbers)}"
+        self.name = f"{socket.gethostname()}-{os.getpid()}-{next(_numbers)}"  # in logs, metric labels and web answers
         self.metrics = Metrics(config.metrics_recording_level)
         self.commit_stats = CommitStats()
         self.rebalances = Stopwatch()
@@ -116,6 +126,9 @@ class Worker:
         self.standbys: StandbyTasks | None = None
         self.global_tables: GlobalTables | None = None
         self.transactions: TaskTransactions | None = None
+        self.worker_id: WorkerId | None = None
+        self.waiting: set[str] = set()  # assigned tasks whose input offsets are not stable yet
+        self._waiting_retry = 0.0
         self.store_config = RocksDBConfig(write_buffer_size=8 << 20, max_write_buffer_number=2,
                                           block_cache=Cache(64 << 20))
         self.restore_results: list[RestoreResult] = []
@@ -156,7 +169,7 @@ class Worker:
     async def start(self) -> None:
         self.event_loop = asyncio.get_running_loop()
         logcontext.APP_ID.set(self.config.app_id)
-        logcontext.WORKER.set(self.worker_id)
+        logcontext.WORKER.set(self.name)
         _running.setdefault(self.config.app_id, []).append(self)
         # Serdes that need a service (a schema registry) stop the worker here if it is missing.
         await asyncio.to_thread(check_serdes, self.topology.serdes())
@@ -168,8 +181,14 @@ class Worker:
         self.admin = self.transport.admin()
         await self.admin.start()
         await create_declared_topics(self.admin, self.topology.declared_topics)
-        if self.config.exactly_once:
+        if self.config.producer_per_task:
             self.transactions = TaskTransactions(self.transport, self.config.app_id, self.config.producer_config)
+            self.send_producer = self.transport.producer(config=self.config.producer_config)
+        elif self.config.exactly_once:
+            self.worker_id = WorkerId(self.config.state_path())
+            config = {"transaction_timeout_ms": TRANSACTION_TIMEOUT_MS, **self.config.producer_config}
+            self.producer = WorkerTransaction(self.transport, f"{self.config.app_id}-{self.worker_id.value}", config)
+            await self.producer.start()  # aborts what this worker's crashed incarnation left open
             self.send_producer = self.transport.producer(config=self.config.producer_config)
         else:
             self.producer = self.send_producer = self.transport.producer(config=self.config.producer_config)
@@ -226,6 +245,7 @@ class Worker:
         if self.transactions is not None:
             await self.transactions.close_all(abort=True)
         for task in self.tasks.values():
+            await task.stop_agents()
             task.close()
         self.tasks.clear()
         await asyncio.sleep(0)  # the cancelled agents finish before the loop may close
@@ -247,6 +267,10 @@ class Worker:
                     log.exception("closing %s failed", type(client).__name__)
         self.consumer = self._restore_consumer = self._standby_consumer = self.producer = self.admin = None
         self.send_producer = None
+        self.waiting.clear()
+        if self.worker_id is not None:
+            self.worker_id.release()
+            self.worker_id = None
         if self.web is not None:
             try:
                 await self.web.stop()
@@ -329,15 +353,26 @@ class Worker:
         return plan_tasks(self.topology, partitions_per_topic)
 
     def _member_state(self) -> MemberState:
-        return MemberState(owned=sorted(self.tasks), standby=sorted(self.standbys.task_ids),
+        """What the assignor needs to keep tasks where their state is.
+
+        A worker joins after its revoked tasks are closed, so it reports the
+        active tasks of its last assignment rather than the (now empty) running
+        set; and every task directory left on disk as an older copy.
+        """
+        assignment = self.assignor.assignment if self.assignor is not None else None
+        owned = set(assignment.active) if assignment is not None else set()
+        standby = self.standbys.task_ids
+        root = self.config.state_path()
+        on_disk = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
+        local = {t for t in on_disk if t in self.plan.tasks} - owned - standby
+        return MemberState(owned=sorted(owned), standby=sorted(standby), local=sorted(local),
                            endpoint=self.endpoint or "")
 
     async def _update_standbys(self) -> None:
         """Follow the changelogs of the standby tasks the leader gave this worker."""
         assignment = self.assignor.assignment if self.assignor is not None else None
         wanted = set(assignment.standby) if assignment is not None else set()
-        wanted = {t for t in wanted - set(self.tasks) if t in self.plan.tasks and self.plan.tasks[t].subtopology.stores}
-        await self.standbys.update(wanted)
+        await self.standbys.update({t for t in wanted - set(self.tasks) if t in self.plan.tasks})
 
     @property
     def ready(self) -> bool:
@@ -393,8 +428,7 @@ class Worker:
     def is_leader(self) -> bool:
         if self.assignor is None or self.assignor.assignment is None or self.consumer is None:
             return False
-        member_id, _generation = self.consumer.group_metadata()
-        return self.assignor.assignment.leader == member_id
+        return self.assignor.assignment.leader == self.consumer.group_metadata().member_id
 
     # -- rebalance listener
 
@@ -406,8 +440,10 @@ class Worker:
             except Exception:
                 log.exception("commit before rebalance failed; records since the last commit will be replayed")
                 await self._abandon_all()
-            for task_id in sorted(self.plan.tasks_for(revoked)):
+            gone = self.plan.tasks_for(revoked)
+            for task_id in sorted(gone):
                 await self._close_task(task_id)
+            self.waiting -= gone
             for tp in revoked:
                 self.committed_offsets.pop(tp, None)
                 self.end_offsets.pop(tp, None)
@@ -416,44 +452,75 @@ class Worker:
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # Paused partitions return no records: none can be fetched from a position that
-        # the seek below is about to replace.
+        # the seek below is about to replace.  Those of waiting tasks stay paused.
         self.consumer.pause(assigned)
-        try:
-            async with self._lock:
-                created = {}
-                for task_id in sorted(self.plan.tasks_for(assigned)):
-                    if task_id not in self.tasks:
-                        created[task_id] = await self._create_task(task_id)
-                # Read committed offsets only now that the tasks' producers have fenced any
-                # older owner: a zombie can no longer commit offsets beyond them.
-                inputs = [tp for task_id in created for tp in self.plan.tasks[task_id].inputs]
-                await self.consumer.seek_to_committed_or_reset(inputs)
-                for task in created.values():
-                    for tp in task.plan.inputs:
-                        task.positions[tp] = self.committed_offsets[tp] = await self.consumer.position(tp)
-                self.tasks.update(created)
-                await self._update_standbys()
-                log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
-        finally:
-            self.consumer.resume(assigned)
-            self.rebalances.stop()
+        async with self._lock:
+            await self._start_tasks(sorted(self.plan.tasks_for(assigned) - set(self.tasks)))
+            await self._update_standbys()
+            log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
+        self.consumer.resume(assigned - {tp for task_id in self.waiting for tp in self.plan.tasks[task_id].inputs})
+        self.rebalances.stop()
         self._assigned.set()
+
+    async def _start_tasks(self, task_ids: list[str]) -> None:
+        """Position the tasks' inputs at their committed offsets, then create the tasks.
+
+        exactly_once starts each task's producer first, which fences the task's
+        older owners: a zombie can no longer commit offsets beyond those read
+        here.  Under exactly_once_v2 offsets that an older owner's transaction
+        still holds are unstable (KIP-447): their task waits, its partitions
+        paused, until that transaction commits or aborts, and the loop retries.
+        """
+        if self.transactions is not None:
+            for task_id in task_ids:
+                if task_id not in self.transactions.by_task:
+                    await self.transactions.start(task_id)
+        unstable = await self.consumer.seek_to_committed_or_reset(
+            [tp for task_id in task_ids for tp in self.plan.tasks[task_id].inputs])
+        ready = [task_id for task_id in task_ids if not self.plan.tasks[task_id].inputs & unstable]
+        self.waiting = (self.waiting | set(task_ids)) - set(ready)
+        if unstable:
+            log.info("tasks %s wait: an older owner's transaction holds offsets of %d of their partitions",
+                     ", ".join(sorted(self.waiting)), len(unstable))
+        if ready and self.tasks:
+            await self._commit()  # no transaction stays open while the restores below run
+            if not self.tasks:
+                return  # the commit failed and closed every task; the rejoin restarts them all
+        created = {task_id: await self._create_task(task_id) for task_id in ready}
+        for task in created.values():
+            for tp in task.plan.inputs:
+                task.positions[tp] = self.committed_offsets[tp] = await self.consumer.position(tp)
+        self.tasks.update(created)  # all at once: readers of the tasks' stores never see a part of them
+
+    async def _start_waiting(self) -> None:
+        """Retry the tasks whose input offsets were unstable; start the partitions of those now ready."""
+        self._waiting_retry = time.monotonic() + WAITING_RETRY_S
+        waiting = sorted(self.waiting)
+        await self._start_tasks(waiting)
+        started = [task_id for task_id in waiting if task_id in self.tasks]
+        if started:
+            self.consumer.resume([tp for task_id in started for tp in self.plan.tasks[task_id].inputs])
+            log.info("tasks %s started after waiting for stable offsets", ", ".join(started))
 
     async def _close_task(self, task_id: str, abort: bool = False) -> None:
         task = self.tasks.pop(task_id, None)
         if task is not None:
             if abort:
                 task.discard_stores()
+            await task.stop_agents()
             task.close()
         if self.transactions is not None:
             await self.transactions.close(task_id, abort=abort)
 
     async def _abandon_all(self) -> None:
         """Exactly-once recovery: drop uncommitted work and restart tasks from their last commit."""
-        if self.transactions is None:
+        if not self.config.exactly_once:
             return
+        if isinstance(self.producer, WorkerTransaction):
+            await self.producer.discard()
         for task_id in sorted(self.tasks):
             await self._close_task(task_id, abort=True)
+        self.waiting.clear()
         self.consumer.request_rejoin()
         log.warning("aborted open transactions and closed all tasks; rejoining the group to restart them")
 
@@ -479,15 +546,18 @@ class Worker:
     async def _create_task(self, task_id: str) -> Task:
         """Open the task's stores, restore them from their changelogs, then build the task."""
         plan = self.plan.tasks[task_id]
-        if self.transactions is not None:
-            await self.transactions.start(task_id)  # fences older owners before anything is read
         self.standbys.release(task_id)
         stores = self._open_stores(task_id)
         token = logcontext.TASK.set(task_id)
         try:
             for store in stores.values():
-                result = await restore_store(store, self._restore_consumer,
-                                             on_progress=self._restore_listener(task_id))
+                restore_to = None
+                if store.source_topic_changelog and not store.spec.options.get("preload"):
+                    # Restored only as far as the task had processed its topic: the task reads the
+                    # rest in timestamp order with its other inputs (streams/task/ordering.py).
+                    restore_to = await self.consumer.committed(store.changelog) or 0
+                result = await restore_store(store, self._restore_consumer, on_progress=self._restore_listener(task_id),
+                                             restore_to=restore_to)
                 if result is not None:
                     self.restore_results.append(result)
         finally:
@@ -521,8 +591,13 @@ class Worker:
                 await self.scheduler.run_due(self.is_leader)
             if self.standbys.stores:
                 await self.standbys.poll()
+            if self.waiting and time.monotonic() >= self._waiting_retry:
+                async with self._lock:
+                    await self._start_waiting()
 
     async def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
+        """Run a poll through its tasks; what they write to repartition topics goes out merged by event time
+        (streams/task/ordering.py)."""
         by_task: dict[str, dict[TopicPartition, list[RawRecord]]] = defaultdict(dict)
         task_of = self.plan.task_of
         recording, counters = self.metrics.recording, self.metrics.counters
@@ -533,51 +608,65 @@ class Worker:
                 counters[("records_consumed", task_id, tp.topic)] += len(raws)
         for task_id in self._holding():
             by_task.setdefault(task_id, {})  # records held back for timestamp order may be due now
-        processed = []
-        for task_id, task_batches in by_task.items():
-            task = self.tasks.get(task_id)
-            if task is None:
-                continue
-            token = logcontext.TASK.set(task_id)
-            try:
-                task.process(task_batches)
-                if task.agents:
+        work = [(task, task_batches) for task_id, task_batches in by_task.items()
+                if (task := self.tasks.get(task_id)) is not None]
+        for task, _batches in work:
+            if task.inputs.hold:  # a partition read to its end cannot deliver older records now
+                task.caught_up = frozenset(await self.consumer.caught_up(task.plan.inputs))
+        outputs = process_poll(work)
+        for task, _batches in work:
+            if task.agents:
+                token = logcontext.TASK.set(task.task_id)
+                try:
                     await task.drain_agents()
-            finally:
-                logcontext.TASK.reset(token)
-            processed.append(task)
-        await self._send_output(processed)
+                finally:
+                    logcontext.TASK.reset(token)
+                outputs.append((task, task.take_output()))
+        await self._send_output(outputs)
 
     def _holding(self) -> list[str]:
         """Tasks holding input records back to keep their partitions in timestamp order."""
-        return [task_id for task_id, task in self.tasks.items() if task.inputs is not None and task.inputs.pending]
+        return [task_id for task_id, task in self.tasks.items() if task.inputs.pending]
 
     async def _punctuate(self) -> None:
         """Give processors wall-clock time (windows close idle partitions) and send what they emit."""
-        tasks = list(self.tasks.values())
-        for task in tasks:
+        outputs = []
+        for task in list(self.tasks.values()):
             task.punctuate()
-        await self._send_output(tasks)
+            outputs.append((task, task.take_output()))
+        await self._send_output(outputs)
 
-    async def _send_output(self, tasks: list[Task]) -> None:
-        """Queue the tasks' output: all on the shared producer, or each in its task's transaction."""
+    async def _send_output(self, outputs: list[tuple[Task, list[OutRecord]]]) -> None:
+        """Queue the tasks' output: all on the worker's producer, repartitioned records merged by event time
+        (streams/task/ordering.py), or each task's in its transaction (per-task exactly_once)."""
+        tasks = list(dict.fromkeys(task for task, _output in outputs))
         unknown = {topic for task in tasks if task.unplaced for topic in task.unplaced_topics()}
         if unknown:
             if unknown - self.partition_counts.keys():
                 await self._learn_partitions(unknown - self.partition_counts.keys())
             for task in tasks:
-                task.place_unplaced()
+                if task.unplaced:
+                    task.place_unplaced()
+                    outputs.append((task, task.take_output()))
         if self.transactions is not None:
-            await asyncio.gather(*(self._send_in_transaction(task) for task in tasks))
+            by_task: dict[Task, list[OutRecord]] = {}
+            for task, output in outputs:
+                if output:
+                    by_task.setdefault(task, []).extend(output)
+            await asyncio.gather(*(self._send_in_transaction(task, output) for task, output in by_task.items()))
             return
-        outputs = [record for task in tasks for record in task.take_output()]
-        if outputs:
-            await self.producer.send_many(outputs)
+        records = in_send_order(outputs)
+        if not records:
+            return
+        try:
+            await self.producer.send_many(records)
+        except TaskFencedError:
+            if not self.config.exactly_once:
+                raise
+            log.warning("this worker's transactional producer was fenced; closing its tasks")
+            await self._abandon_all()
 
-    async def _send_in_transaction(self, task: Task) -> None:
-        output = task.take_output()
-        if not output:
-            return
+    async def _send_in_transaction(self, task: Task, output: list[OutRecord]) -> None:
         try:
             await self.transactions.by_task[task.task_id].send_many(output)
         except TaskFencedError:
@@ -592,14 +681,18 @@ class Worker:
             await self.send_producer.flush()  # what timers and scripts sent, when no task commit flushes it
         if not self.tasks:
             return
-        if self.transactions is None:
-            self.committed_offsets.update(await commit_tasks(self.tasks.values(), lambda task: self.producer,
-                                                             self.consumer, stats=self.commit_stats))
-            return
+        if self.transactions is not None:
+            producer_of = lambda task: self.transactions.by_task[task.task_id]
+        else:
+            producer_of = lambda task: self.producer
         try:
             self.committed_offsets.update(await commit_tasks(
-                self.tasks.values(), lambda task: self.transactions.by_task[task.task_id], self.consumer,
-                exactly_once=True, group_id=self.config.app_id, stats=self.commit_stats))
+                self.tasks.values(), producer_of, self.consumer, exactly_once=self.config.exactly_once,
+                producer_per_task=self.config.producer_per_task, group_id=self.config.app_id,
+                stats=self.commit_stats))
         except Exception as exc:
-            log.warning("commit failed (%s: %s)", type(exc).__name__, exc)
+            if not self.config.exactly_once or isinstance(exc, UnsupportedBrokerError):
+                raise
+            fenced = "fenced: " if isinstance(exc, TaskFencedError | GenerationFencedError) else ""
+            log.warning("commit failed, %s%s: %s", fenced, type(exc).__name__, exc)
             await self._abandon_all()

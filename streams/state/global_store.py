@@ -16,6 +16,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from streams.state.restore import readable_rows
 from streams.state.spec import StoreSpec
 from streams.state.store import prefix_end
 from streams.transport.base import RawRecord
@@ -63,16 +64,18 @@ class GlobalStore:
         return {_PARTITION.unpack_from(key, 1)[0]: _OFFSET.unpack(value)[0]
                 for key, value in self.local.range(OFFSETS, prefix_end(OFFSETS))}
 
-    def apply(self, partition: int, records: Iterable[RawRecord]) -> int:
-        """Upsert rows (a None value deletes), and move the partition's offset past them, in one batch."""
-        changes: list[tuple[bytes, bytes | None]] = []
-        last = None
-        for r in records:
-            last = r.offset
-            if r.key is not None:
-                changes.append((ROWS + r.key, r.value))
-        if last is None:
+    def apply(self, partition: int, records: list[RawRecord]) -> int:
+        """Upsert rows (a None value deletes), and move the partition's offset past them, in one batch.
+
+        A row the table's serdes cannot read stays out of the store (logged), as it
+        would from a table's: a lookup then finds the key's earlier row, if any.
+        """
+        if not records:
             return 0
+        last = records[-1].offset
+        changes: list[tuple[bytes, bytes | None]] = [
+            (ROWS + r.key, r.value) for r in readable_rows(records, self.spec.key_serde, self.spec.value_serde)
+            if r.key is not None]
         changes.append((OFFSETS + _PARTITION.pack(partition), _OFFSET.pack(last + 1)))
         self.local.write_batch(changes)
         return len(changes) - 1

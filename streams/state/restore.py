@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from streams.serdes import Serde
 from streams.state.store import Change, CheckpointedStore
+from streams.transport.base import RawRecord
+
+log = logging.getLogger(__name__)
 
 ChangelogRecord = tuple[int, bytes, bytes | None]
 """(offset, key, value); a None value is a tombstone."""
@@ -122,3 +127,28 @@ class StoreRestorer:
             remaining=max(0, end_offset - position),
             rate=self.restored / elapsed if elapsed > 0 else 0.0,
         )
+
+
+def readable_rows(records: list[RawRecord], key_serde: Serde, value_serde: Serde) -> list[RawRecord]:
+    """The records whose key and value (a tombstone's None included) the serdes can read."""
+    keys_of = getattr(key_serde, "deserialize_many", None)
+    values_of = getattr(value_serde, "deserialize_many", None)
+    if keys_of is not None and values_of is not None:
+        try:
+            keys_of([r.key for r in records])
+            values_of([r.value for r in records])
+        except Exception:
+            pass  # some row is unreadable: the loop below finds it
+        else:
+            return records
+    readable = []
+    for r in records:
+        try:
+            key_serde.deserialize(r.key)
+            value_serde.deserialize(r.value)
+        except Exception as exc:
+            log.warning("%s[%d]@%d is unreadable (%s: %s) and stays out of the table", r.topic, r.partition,
+                        r.offset, type(exc).__name__, exc)
+            continue
+        readable.append(r)
+    return readable

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, ReadOptions, WriteBatch, WriteOptions
 
+from streams.private_files import private_umask, restrict_files
 from streams.state.errors import StoreCorruptedError, StoreError
 from streams.state.store import Change, Entry, prefix_end
 
@@ -95,15 +96,18 @@ class RocksDBStore:
     # -- opening and closing ------------------------------------------------
 
     def _open(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        try:
-            db = Rdict(
-                str(self.path),
-                self._options(),
-                column_families={META_COLUMN_FAMILY: Options(raw_mode=True)},
-            )
-        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
-            raise self._error(exc) from exc
+        # The store holds application data: its directories are 0700 and its files 0600.
+        with private_umask():
+            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                db = Rdict(
+                    str(self.path),
+                    self._options(),
+                    column_families={META_COLUMN_FAMILY: Options(raw_mode=True)},
+                )
+            except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
+                raise self._error(exc) from exc
+        restrict_files(self.path)  # files of an older database, written before this rule
         self._db = db
         self._meta = db.get_column_family(META_COLUMN_FAMILY)
         self._meta_handle = db.get_column_family_handle(META_COLUMN_FAMILY)
@@ -137,8 +141,9 @@ class RocksDBStore:
 
     def flush(self) -> None:
         """Write memtables to disk, data before checkpoint so a crash in between errs on the safe side."""
-        self._db.flush()
-        self._meta.flush()
+        with private_umask():
+            self._db.flush()
+            self._meta.flush()
 
     def close(self) -> None:
         if self._closed:
@@ -147,8 +152,10 @@ class RocksDBStore:
         if self.config.disable_wal:
             self.flush()
         self._meta_handle = None
-        self._meta.close()
-        self._db.close()
+        with private_umask():
+            self._meta.close()
+            self._db.close()
+        restrict_files(self.path)  # what background flushes and compactions wrote meanwhile
 
     def wipe(self) -> None:
         """Delete the database and reopen it empty, with no checkpoint.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from operator import attrgetter
 from typing import Any
 
@@ -24,20 +24,14 @@ from streams.processors.endpoints import Source
 from streams.processors.stateless import Split
 from streams.record import Record
 from streams.serdes import Serde
+from streams.task.context import TASK
 from streams.task.errors_policy import ErrorPolicy
-from streams.task.ordering import OrderedInputs
+from streams.task.ordering import TaskInputs
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
 
 log = logging.getLogger(__name__)
 
 _timestamp = attrgetter("timestamp")
-
-CHUNK_RECORDS = 256
-"""Records that go through the processors together.  A poll brings thousands per
-partition; in pieces this size each record's objects are still in the CPU's
-caches when the next processor reads them (measured: about 8% less time per
-record than whole polls, and the same below 128 or up to 2000)."""
-
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -78,9 +72,16 @@ class Task:
         # Tasks of a sub-topology, one per partition: the partition count a key of its stores is placed by.
         self.partitions = max(partition_counts[t] for t in plan.subtopology.source_topics)
         self.agents = [p for p in self.processors if isinstance(p, AgentProcessor)]
-        # Windowed stream-stream joins need their inputs in timestamp order (streams/runtime/ordering.py).
-        time_ordered = any(node.params.get("time_ordered") for node in plan.subtopology.nodes)
-        self.inputs = OrderedInputs(plan.inputs, max_idle_ms) if time_ordered else None
+        # Records leave in event-time order across partitions; joins need it exactly and hold
+        # records back for it (streams/task/ordering.py).
+        self.time_ordered = any(node.params.get("time_ordered") for node in plan.subtopology.nodes)
+        self.inputs = TaskInputs(plan.inputs, self._read, hold=self.time_ordered, max_idle_ms=max_idle_ms,
+                                 spans=any(len(readers) > 1 for readers in self.sources.values()))
+        # The input partitions the consumer has read to their end: they hold nothing back (set by the worker).
+        self.caught_up: frozenset[TopicPartition] = frozenset()
+        # Topics through which its output feeds other tasks, in the order it is sent (streams/task/ordering.py).
+        self.repartition_topics = frozenset(node.sink_topic for node in plan.subtopology.nodes
+                                            if node.sink_topic and node.internal_topic)
         for processor in self.processors:
             processor.init(self)
 
@@ -212,65 +213,79 @@ class Task:
     # Runtime entry points
 
     def process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
-        """Run each partition's batch through the topology and note the next offsets.
+        """Run the batches, and records held back before, through the topology; note the next offsets.
 
         Records below a partition's position were processed already (a consumer
-        re-delivers them after a seek) and are skipped.  A task with a windowed
-        stream-stream join may hold records back to keep its partitions in
-        timestamp order (streams/runtime/ordering.py); process({}) releases them
-        once they are due.
+        re-delivers them after a seek) and are skipped.  Records go through in
+        event-time order across the task's partitions (streams/task/ordering.py); a
+        task with a join may hold some back, and
+        process({}) releases them once they are due.
         """
         metrics = self.metrics
-        if not metrics.recording:
+        token = TASK.set(self.task_id)
+        try:
+            if not metrics.recording:
+                with gc_paused():
+                    self._process(batches)
+                return
+            started = time.perf_counter()
             with gc_paused():
-                self._process(batches)
-            return
-        started = time.perf_counter()
-        with gc_paused():
-            processed = self._process(batches)
-        if processed:
-            metrics.latency.observe(time.perf_counter() - started, processed)
+                processed = self._process(batches)
+            if processed:
+                metrics.latency.observe(time.perf_counter() - started, processed)
+        finally:
+            TASK.reset(token)
 
     def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> int:
         """process() without the timing; returns how many records went through the topology."""
-        positions = self.positions
-        counters, task_id = self.metrics.counters, self.task_id
-        processed = 0
-        if self.inputs is None:
-            items: Iterable[tuple[TopicPartition, list[RawRecord]]] = batches.items()
-        else:
-            self.inputs.add(batches)
-            items = self.inputs.take(self.clock())
-        for tp, raws in items:
+        positions, inputs = self.positions, self.inputs
+        for tp, raws in batches.items():
             if not raws:
                 continue
+            if tp.topic not in self.sources:
+                raise TopologyError(f"task {self.task_id} does not read {tp.topic!r}")
             position = positions.get(tp)
             if position is not None and raws[0].offset < position:
                 raws = [r for r in raws if r.offset >= position]
                 if not raws:
                     continue
-            readers = self.sources.get(tp.topic)
-            if readers is None:
-                raise TopologyError(f"task {self.task_id} does not read {tp.topic!r}")
-            count = len(raws)
-            for source in readers:
-                source.records_in += count
-            for first in range(0, count, CHUNK_RECORDS):
-                chunk = raws[first:first + CHUNK_RECORDS]
-                for source in readers:  # every stream and agent of the topic, each record once, in order
-                    source.process_raw(chunk)
-            newest = max(map(_timestamp, raws))
-            if newest > self._stream_time:
-                self._stream_time = newest
-            positions[tp] = self.offsets[tp] = raws[-1].offset + 1
-            counters[("records_processed", task_id, tp.topic)] += count
-            processed += count
+            inputs.add(tp, raws)
+            positions[tp] = raws[-1].offset + 1
+        newest, processed, sources = self._stream_time, 0, self.sources
+        counters, task_id = self.metrics.counters, self.task_id
+        for tp, records, raws in inputs.take(self.clock() if inputs.hold else 0, self.caught_up):
+            readers = sources[tp.topic]
+            for reader in readers:  # per-node counts, for the topology page's rates
+                reader.records_in += len(raws)
+            if records:
+                readers[0].forward(records)
+                latest = max(map(_timestamp, records))
+                if latest > newest:
+                    newest = latest
+                processed += len(records)
+                counters[("records_processed", task_id, tp.topic)] += len(records)
+            for reader in readers[1:]:  # the topic's other streams and agents read the same raw records
+                reader.forward(reader.read(raws))
+        self._stream_time = newest
+        self.offsets.update(inputs.advanced())
         return processed
+
+    def _read(self, tp: TopicPartition, raws: list[RawRecord]) -> list[Record]:
+        """The records of tp's first reader, whose times order the task's input."""
+        records = self.sources[tp.topic][0].read(raws)
+        if len(records) < len(raws):
+            self.metrics.incr("records_processed", len(raws) - len(records), tp.topic)  # the unreadable ones
+        return records
 
     async def drain_agents(self) -> None:
         """Let agents consume what process() fed them; the one await at the task's edge."""
         for agent in self.agents:
             await agent.drain()
+
+    async def stop_agents(self) -> None:
+        """Cancel the agents and wait for them to end; call before close()."""
+        for agent in self.agents:
+            await agent.stop()
 
     def punctuate(self) -> None:
         now = self.clock()

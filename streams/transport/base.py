@@ -14,6 +14,15 @@ from typing import Any, NamedTuple, Protocol
 from streams.record import OutRecord, RawRecord, TopicPartition
 
 
+class GroupMetadata(NamedTuple):
+    """A consumer's group membership, which a transaction's offsets carry to fence a stale member."""
+
+    group_id: str
+    member_id: str
+    generation_id: int
+    group_instance_id: str | None = None
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """A topic the application needs, with its partition count and configs."""
@@ -56,7 +65,13 @@ class Consumer(Protocol):
 
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
 
-    async def seek_to_committed_or_reset(self, partitions: Iterable[TopicPartition]) -> None: ...
+    async def seek_to_committed_or_reset(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """Position partitions at their committed offsets, or by the reset policy where none is committed.
+
+        A read_committed consumer leaves out, and returns, the partitions whose
+        committed offset is unstable: an open transaction holds offsets for them.
+        """
+        ...
 
     async def position(self, partition: TopicPartition) -> int: ...
 
@@ -66,10 +81,14 @@ class Consumer(Protocol):
 
     async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]: ...
 
+    async def caught_up(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """The partitions whose records, up to the end the broker last reported, poll has all returned."""
+        ...
+
     async def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]: ...
 
-    def group_metadata(self) -> tuple[str, int]:
-        """(member id, generation id) of the current group membership."""
+    def group_metadata(self) -> GroupMetadata:
+        """The current group membership; member id "" and generation -1 outside a group."""
         ...
 
     def request_rejoin(self) -> None:
@@ -95,7 +114,15 @@ class Producer(Protocol):
 
     async def begin_transaction(self) -> None: ...
 
-    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int], group_id: str) -> None: ...
+    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int],
+                                          group: str | GroupMetadata) -> None:
+        """Commit offsets with the open transaction.
+
+        Given a consumer's GroupMetadata, the group coordinator refuses them from
+        a stale generation (GenerationFencedError); given only a group id, it
+        cannot tell, and fencing rests on the transactional id alone.
+        """
+        ...
 
     async def commit_transaction(self) -> None: ...
 

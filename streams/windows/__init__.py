@@ -8,7 +8,7 @@ and the query view.
 from streams.windows.definitions import Duration, Hopping, Session, Sliding, Tumbling, WindowDefinition, Windowed
 from streams.windows.join_windows import JoinWindows
 from streams.windows.query import WindowStoreView
-from streams.windows.serde import WindowedSerde
+from streams.windows.serde import WindowedJsonSerde, WindowedSerde
 
 __all__ = [
     "Duration",
@@ -20,5 +20,6 @@ __all__ = [
     "WindowDefinition",
     "WindowStoreView",
     "Windowed",
+    "WindowedJsonSerde",
     "WindowedSerde",
 ]

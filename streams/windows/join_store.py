@@ -11,7 +11,11 @@ changelog, checkpoint and restore apply unchanged.  Three key spaces share it:
 - b"t" + time + key length + key + sequence: the time index.  Records leave the
   buffer in time order by one range scan of it from the front, which survives a
   restart with the store.
-- b"m" + name: bookkeeping (the next sequence number, the join's stream time).
+- b"m" + name: bookkeeping: the next sequence number, the side's store time (the
+  largest timestamp it took, from which retention is measured) and, in the left
+  side's store, the join's stream time.
+- b"o" (left side's store only): the unmatched records of a left or outer join
+  that wait for their window to close (PendingUnmatched).
 """
 
 from __future__ import annotations
@@ -26,8 +30,11 @@ from streams.windows.store import NO_TIME, decode_time, encode_time
 RECORDS = b"r"
 INDEX = b"t"
 META = b"m"
+PENDING = b"o"
 SEQUENCE_KEY = META + b"sequence"
 STREAM_TIME_KEY = META + b"stream-time"
+STORE_TIME_KEY = META + b"store-time"
+PENDING_SINCE_KEY = META + b"pending-since"
 
 _LENGTH = struct.Struct(">I")
 _INT = struct.Struct(">q")
@@ -45,6 +52,8 @@ class JoinBuffer:
         raw = store.get(SEQUENCE_KEY)
         self.sequence = 0 if raw is None else _INT.unpack(raw)[0]
         self._saved_sequence = self.sequence
+        raw = store.get(STORE_TIME_KEY)
+        self.store_time = self._saved_store_time = NO_TIME if raw is None else _INT.unpack(raw)[0]
         self.oldest = self._first_indexed()
 
     def add(self, key: bytes, timestamp: int, value: bytes, matched: bool) -> None:
@@ -54,6 +63,8 @@ class JoinBuffer:
         self.store.put(INDEX + time + length + key + seq, b"")
         if self.oldest is None or timestamp < self.oldest:
             self.oldest = timestamp
+        if timestamp > self.store_time:
+            self.store_time = timestamp
 
     def fetch(self, key: bytes, low: int, high: int) -> list[Buffered]:
         """Records of `key` with low <= time <= high, oldest first, as (store key, time, joined, value)."""
@@ -97,12 +108,75 @@ class JoinBuffer:
         self.store.put(STREAM_TIME_KEY, _INT.pack(t))
 
     def save(self) -> None:
-        """Persist the sequence counter, if records were added since the last save."""
+        """Persist the sequence counter and the store time, if records were added since the last save."""
         if self.sequence != self._saved_sequence:
             self.store.put(SEQUENCE_KEY, _INT.pack(self.sequence))
             self._saved_sequence = self.sequence
+        if self.store_time != self._saved_store_time:
+            self.store.put(STORE_TIME_KEY, _INT.pack(self.store_time))
+            self._saved_store_time = self.store_time
 
     def _first_indexed(self) -> int | None:
         for ikey, _ in self.store.range(INDEX, prefix_end(INDEX)):
             return decode_time(ikey, 1)
         return None
+
+
+LEFT, RIGHT = b"\x01", b"\x00"
+
+
+class PendingUnmatched:
+    """Records of a left or outer join that found no match yet and wait for their window to close.
+
+    Kept apart from the buffers because they leave at different times: a record
+    leaves here when it is matched or its unmatched result is emitted, and stays in
+    its buffer until retention.  One entry per (time, side, key) holds every value
+    with that time and key, so a match removes them together (they match the same
+    records).  Entries sort by time, then right before left, then key: the order in
+    which they are emitted.
+
+    since is the oldest time the join knows to be waiting here (None: unknown, look
+    at once); the join looks for closed entries only once that one has closed.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        raw = store.get(PENDING_SINCE_KEY)
+        self.since: int | None = None if raw is None else _INT.unpack(raw)[0]
+        self._saved_since = self.since
+
+    def save(self) -> None:
+        if self.since != self._saved_since:
+            if self.since is None:
+                self.store.delete(PENDING_SINCE_KEY)
+            else:
+                self.store.put(PENDING_SINCE_KEY, _INT.pack(self.since))
+            self._saved_since = self.since
+
+    @staticmethod
+    def _key(side: bytes, key: bytes, timestamp: int) -> bytes:
+        return PENDING + encode_time(timestamp) + side + _LENGTH.pack(len(key)) + key
+
+    def add(self, side: bytes, key: bytes, timestamp: int, value: bytes) -> None:
+        pkey = self._key(side, key, timestamp)
+        held = self.store.get(pkey) or b""
+        self.store.put(pkey, held + _LENGTH.pack(len(value)) + value)
+
+    def discard(self, side: bytes, key: bytes, timestamp: int) -> None:
+        pkey = self._key(side, key, timestamp)
+        if self.store.get(pkey) is not None:
+            self.store.delete(pkey)
+
+    def entries(self) -> Iterator[tuple[bytes, int, bytes, bytes, list[bytes]]]:
+        """(entry key, time, side, record key, values), in emission order."""
+        for pkey, held in self.store.range(PENDING, prefix_end(PENDING)):
+            length = _LENGTH.unpack_from(pkey, 10)[0]
+            values, at = [], 0
+            while at < len(held):
+                size = _LENGTH.unpack_from(held, at)[0]
+                values.append(held[at + 4:at + 4 + size])
+                at += 4 + size
+            yield pkey, decode_time(pkey, 1), pkey[9:10], pkey[14:14 + length], values
+
+    def remove(self, pkey: bytes) -> None:
+        self.store.delete(pkey)

@@ -14,7 +14,8 @@ key spaces share it:
   Retention deletes by one range scan of it from the front, and final
   emission finds the windows due to close in it, so both survive a restart
   with the store.
-- b"m" + name: per-store bookkeeping (the stream time).
+- b"m" + name: per-store bookkeeping: the stream time, and the store time (the
+  largest index time written), from which retention is measured.
 
 Times are stored big-endian with the sign bit flipped so that negative times
 sort first.
@@ -32,6 +33,7 @@ WINDOWS = b"w"
 INDEX = b"t"
 META = b"m"
 STREAM_TIME_KEY = META + b"stream-time"
+STORE_TIME_KEY = META + b"store-time"
 
 _OFFSET = 1 << 63
 _TIME = struct.Struct(">Q")
@@ -143,3 +145,11 @@ class WindowStore:
 
     def set_stream_time(self, t: int) -> None:
         self.store.put(STREAM_TIME_KEY, _NEWEST.pack(t))
+
+    def store_time(self) -> int | None:
+        """The largest index time written, or None if not recorded."""
+        raw = self.store.get(STORE_TIME_KEY)
+        return None if raw is None else _NEWEST.unpack(raw)[0]
+
+    def set_store_time(self, t: int) -> None:
+        self.store.put(STORE_TIME_KEY, _NEWEST.pack(t))

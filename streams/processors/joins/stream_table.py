@@ -13,6 +13,7 @@ from typing import Any
 from streams.processors.api import Processor, StoreProcessor
 from streams.record import Record
 from streams.serdes import Serde
+from streams.state.versioned import VersionedStore
 
 Joiner = Callable[[Any, Any], Any]
 
@@ -64,3 +65,41 @@ class Discard(Processor):
 
     def process(self, batch: list[Record]) -> None:
         return None
+
+
+class VersionedLookupJoin(Processor):
+    """joiner(value, row) with the table's row as of each stream record's timestamp (a versioned table)."""
+
+    def __init__(self, name: str, versions_store: str, retention: int, key_serde: Serde, value_serde: Serde,
+                 joiner: Joiner, left: bool) -> None:
+        super().__init__(name)
+        self.store_name = versions_store
+        self.retention = retention
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.joiner = joiner
+        self.left = left
+        self.versions: VersionedStore = None  # type: ignore[assignment]
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.versions = VersionedStore.of(context.get_store(self.store_name), self.retention)
+
+    def process(self, batch: list[Record]) -> None:
+        get, serialize_key, deserialize = self.versions.get, self.key_serde.serialize, self.value_serde.deserialize
+        joiner, left, out = self.joiner, self.left, []
+        for r in batch:
+            if r.key is None or r.value is None:
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
+                continue
+            try:
+                raw = get(serialize_key(r.key), r.timestamp)
+                row = None if raw is None else deserialize(raw)
+                if row is None and not left:
+                    continue
+                value = joiner(r.value, row)
+            except Exception as exc:
+                self.context.report_error(r, exc, self.name)
+                continue
+            out.append(Record(r.key, value, r.timestamp, r.headers, r.origin))
+        self.forward(out)

@@ -1,14 +1,27 @@
 """Windowed aggregation: the shared processor loop, and time (tumbling and hopping) windows.
 
-The base class owns what every window kind shares: the running stream time
-(the largest timestamp seen, advanced per record and kept in the store so a
-restarted task resumes from it), dropping and counting late records, final
-emission through the store's time index, retention, and the idle close.  A
-subclass only says how one record changes its windows (_apply).
+The base class owns what every window kind shares, by Kafka Streams' rules, so
+that both give the same results on the same input:
 
-Each record costs one aggregator call per window it lands in; a record whose
-callback raises changes no window, because a subclass computes every new
-aggregate before it writes any.
+- stream time, the largest timestamp seen: each record advances it before it is
+  judged, and it is kept in the store so that a restarted task resumes from it;
+- store time, the largest index time written: retention is measured from it.  A
+  window indexed at or below store time - retention is deleted and no longer
+  seen by later records, as in Kafka Streams' window and session stores;
+- dropping and counting late records;
+- final results (emit="final"), as Kafka Streams' suppress(untilWindowCloses)
+  gives them: windows close by the time of the results, the largest timestamp
+  among the window changes written so far.  The first change a record writes
+  with a newer timestamp moves it on, and every window then due (index time +
+  close_span at or below it) is emitted from the store's time index, including
+  that change; a window changed after its result went out (a sliding window at
+  its close boundary, a session a late record extends) is emitted again at once;
+- the idle close.
+
+A subclass says how one record changes its windows (_apply) and writes each
+changed window through _write.  Each record costs one aggregator call per window
+it lands in; a record whose callback raises changes no window, because a
+subclass computes every new aggregate before it writes any.
 """
 
 from __future__ import annotations
@@ -52,8 +65,11 @@ class WindowAggregate(Processor):
         self.idle_close = idle_close
         self.windows: WindowStore = None  # type: ignore[assignment]
         self.stream_time = NO_TIME
-        self._next_due = NOTHING_DUE
-        self._expired_to: int | None = None
+        self.store_time = NO_TIME
+        self._saved_store_time: int | None = None
+        self._result_time = NO_TIME  # the largest timestamp of a window change written
+        self._due_to = NO_TIME  # final results of windows indexed up to here are out
+        self._next_due = NOTHING_DUE  # no window is indexed in (_due_to, _next_due)
         self._oldest: int | None = None  # no window is indexed below this time (None: not known yet)
         self._last_activity = 0
 
@@ -61,17 +77,26 @@ class WindowAggregate(Processor):
         super().init(context)
         self.windows = WindowStore(context.get_store(self.store_name))
         self.stream_time = self.windows.stream_time()
+        self._saved_store_time = self.windows.store_time()
+        self.store_time = self.stream_time if self._saved_store_time is None else self._saved_store_time
+        self._result_time = self.stream_time
+        self._due_to = self.stream_time - self.close_span
         if self.final:
-            due = self.windows.first_indexed_after(self.stream_time - self.close_span)
+            due = self.windows.first_indexed_after(self._due_to)
             self._next_due = NOTHING_DUE if due is None else due
         self._last_activity = context.wall_clock_ms()
+
+    @property
+    def visible_from(self) -> int:
+        """The lowest index time that later records still see (older windows are past retention)."""
+        return self.store_time - self.retention + 1
 
     # -- the loop
 
     def process(self, batch: list[Record]) -> None:
         out: list[Record] = []
-        started = self.stream_time
-        final, close_span, apply = self.final, self.close_span, self._apply
+        started, stored = self.stream_time, self.store_time
+        apply = self._apply
         for r in batch:
             if r.key is None or r.value is None:
                 self.context.metrics.incr("dropped_null_records", 1, self.name)
@@ -79,49 +104,75 @@ class WindowAggregate(Processor):
             ts = r.timestamp
             if ts > self.stream_time:
                 self.stream_time = ts
-                if final and ts - close_span >= self._next_due:
-                    self._emit_due(out, ts - close_span)
             try:
                 accepted = apply(r, out)
             except Exception as exc:
                 self.context.report_error(r, exc, self.name)
-                continue
+                accepted = True
             if not accepted:
                 self.context.metrics.incr("late_records", 1, self.name)
                 log.debug("%s: dropped a late record at %d (stream time %d, grace %d ms)",
                           self.name, ts, self.stream_time, self.window.grace)
         self._last_activity = self.context.wall_clock_ms()
-        if self.stream_time != started:
-            self._advanced()
+        if self.stream_time != started or self.store_time != stored:
+            self._save_times()
+        self._expire()
         self.forward(out)
 
     def _apply(self, r: Record, out: list[Record]) -> bool:
         """Fold one record into its windows; False if it is late for all of them."""
         raise NotImplementedError
 
-    def _advanced(self) -> None:
-        """Persist the new stream time and delete windows past retention, by one index range."""
+    def _write(self, index_time: int, wkey: bytes, newest: int, raw: bytes, new: bool, windowed: Windowed,
+               aggregate: Any, r: Record, out: list[Record], emit: bool = True) -> None:
+        """Store one window's new aggregate and emit what the mode asks for.
+
+        Update mode emits every change.  Final mode emits a change to a window whose final
+        result is out already at once; a change with a newer timestamp than any before
+        moves the time of the results on and emits the windows it closes.  emit=False
+        stores a change that is never emitted (a closed exact sliding window).
+        """
+        self.windows.put(wkey, newest, raw)
+        if new:
+            self.windows.add_index(index_time, wkey)
+            if self._oldest is not None and index_time < self._oldest:
+                self._oldest = index_time
+        if index_time > self.store_time:
+            self.store_time = index_time
+        if not emit:
+            return
+        if not self.final:
+            out.append(Record(windowed, aggregate, newest, r.headers, r.origin))
+            return
+        if index_time <= self._due_to:
+            out.append(Record(windowed, aggregate, newest))
+        elif index_time < self._next_due:
+            self._next_due = index_time
+        if newest > self._result_time:
+            self._result_time = newest
+            due = newest - self.close_span
+            if due >= self._next_due:
+                self._emit_due(out, due)
+            self._due_to = due
+
+    def _save_times(self) -> None:
         self.windows.set_stream_time(self.stream_time)
-        cutoff = self.stream_time - self.retention
+        if self.store_time != self._saved_store_time:
+            self.windows.set_store_time(self.store_time)
+            self._saved_store_time = self.store_time
+
+    def _expire(self) -> None:
+        """Delete windows past retention (even one a late record just wrote) by one index range."""
+        cutoff = self.visible_from - 1
         if self._oldest is not None and cutoff < self._oldest:
             return  # nothing indexed is old enough: no scan
-        low = None if self._expired_to is None else self._expired_to + 1
-        expired = self.windows.expire(low, cutoff)
+        expired = self.windows.expire(self._oldest, cutoff)
         if expired:
             self.context.metrics.incr("expired_windows", expired, self.name)
-        self._expired_to = cutoff
         following = self.windows.first_indexed_after(cutoff)
         self._oldest = NOTHING_DUE if following is None else following
 
     # -- results
-
-    def _created(self, index_time: int, wkey: bytes) -> None:
-        """Index a new window, and in final mode remember it is due at index_time + close_span."""
-        self.windows.add_index(index_time, wkey)
-        if self._oldest is not None and index_time < self._oldest:
-            self._oldest = index_time
-        if self.final and index_time < self._next_due and index_time > self.stream_time - self.close_span:
-            self._next_due = index_time
 
     def _bounds(self, first: int, second: int | None) -> tuple[int, int]:
         """(start, end) from the times in a window key."""
@@ -153,8 +204,9 @@ class WindowAggregate(Processor):
         last = self._emit_due(out, None)
         self._last_activity = wall_clock_ms
         if last is not None and last + self.close_span > self.stream_time:
-            self.stream_time = last + self.close_span
-            self._advanced()
+            self.stream_time = self._result_time = last + self.close_span
+            self._due_to = last
+            self._save_times()
         self.context.metrics.incr("idle_closes", 1, self.name)
         self.forward(out)
 
@@ -168,8 +220,8 @@ class TimeWindowAggregate(WindowAggregate):
         ts, window = r.timestamp, self.window
         deadline = self.stream_time - self.close_span
         last = ts - ts % window.advance
-        if last <= deadline:
-            return False  # even the newest window holding ts has closed
+        if last <= deadline or last < 0:
+            return False  # even the newest window holding ts has closed, or starts before the epoch
         starts = (last,) if window.advance == window.size else [s for s in window.starts_for(ts) if s > deadline]
         key, value = r.key, r.value
         prefix = key_prefix(self.key_serde.serialize(key))
@@ -184,13 +236,8 @@ class TimeWindowAggregate(WindowAggregate):
                 newest = unpack_newest(stored)[0]
                 changes.append((start, wkey, False, ts if ts > newest else newest,
                                 aggregator(key, value, deserialize(stored[8:]))))
-        serialize, put = self.value_serde.serialize, self.windows.put
+        serialize, write, size = self.value_serde.serialize, self._write, window.size
         encoded = [serialize(change[4]) for change in changes]
-        emit, size = not self.final, window.size
         for (start, wkey, new, newest, aggregate), raw in zip(changes, encoded, strict=True):
-            put(wkey, newest, raw)
-            if new:
-                self._created(start, wkey)
-            if emit:
-                out.append(Record(Windowed(key, start, start + size), aggregate, newest, r.headers, r.origin))
+            write(start, wkey, newest, raw, new, Windowed(key, start, start + size), aggregate, r, out)
         return True

@@ -1,12 +1,19 @@
 """Session windows: a record joins, and may bridge, the sessions of its key within the inactivity gap.
 
-A record at ts touches every session [s, e] of its key with s - gap <= ts <=
-e + gap.  It starts a session of its own when it touches none, extends the
-one it touches, or merges several into one (merger(key, a, b) combines their
-aggregates, oldest first, before the aggregator adds the record).  A session
-closes when stream time passes end + gap + grace: until then a record may
-still extend it.  A record is late when it would join or bridge a closed
-session, or when the session it would form is already closed.
+A record at ts merges with every session [s, e] of its key that later records
+still see (e above store time - retention) and that lies within the gap
+(e >= ts - gap and s <= ts + gap).  It starts a session of its own when there is
+none, extends the one there is, or merges several into one: the aggregate starts
+from initializer(), merger(key, aggregate, session) takes in each session oldest
+first, then the aggregator adds the record.  These are Kafka Streams' rules:
+
+- a record is late, and dropped, when the session it would form ends before
+  stream time - gap - grace, the close time;
+- sessions past retention (by default gap + grace after their end, that is once
+  they have closed) are no longer seen, so a late record within the gap of one
+  forms a session of its own instead of changing a closed one;
+- with a longer retention a late record can merge closed sessions into a session
+  that is still open; the merged session then gets a final result of its own.
 """
 
 from __future__ import annotations
@@ -26,47 +33,36 @@ class SessionWindowAggregate(WindowAggregate):
 
     def _apply(self, r: Record, out: list[Record]) -> bool:
         ts, gap = r.timestamp, self.window.inactivity_gap
-        closed_up_to = self.stream_time - self.close_span
         prefix = key_prefix(self.key_serde.serialize(r.key))
         at = len(prefix)
-        touched = []  # (key, start, end, newest, aggregate bytes), oldest first
-        for wkey, newest, raw in self.windows.windows(prefix + encode_time(ts - gap), prefix_end(prefix)):
+        low = max(ts - gap, self.visible_from)
+        touched = []  # (key, start, end, aggregate bytes), oldest first
+        # The sessions a record sees never overlap, so ordered by end they are ordered by start too.
+        for wkey, _, raw in self.windows.windows(prefix + encode_time(low), prefix_end(prefix)):
             start = decode_time(wkey, at + 8)
             if start > ts + gap:
                 break
-            end = decode_time(wkey, at)
-            if end <= closed_up_to:
-                return False  # bridging into a closed session
-            touched.append((wkey, start, end, newest, raw))
+            touched.append((wkey, start, decode_time(wkey, at), raw))
         start = min(ts, touched[0][1]) if touched else ts
         end = max(ts, touched[-1][2]) if touched else ts
-        if end <= closed_up_to:
+        if end + self.close_span < self.stream_time:
             return False
 
         key, deserialize = r.key, self.value_serde.deserialize
-        if touched:
-            aggregate = deserialize(touched[0][4])
-            for other in touched[1:]:
-                aggregate = self.merger(key, aggregate, deserialize(other[4]))
-        else:
-            aggregate = self.initializer()
+        aggregate = self.initializer()
+        for other in touched:
+            aggregate = self.merger(key, aggregate, deserialize(other[3]))
         aggregate = self.aggregator(key, r.value, aggregate)
         raw = self.value_serde.serialize(aggregate)
 
-        newest = max([ts, *(t[3] for t in touched)])
         wkey = prefix + encode_time(end) + encode_time(start)
-        emit = not self.final
         existed = False
-        for old_key, old_start, old_end, _, _ in touched:
+        for old_key, old_start, old_end, _ in touched:
             if old_key == wkey:
                 existed = True
                 continue
             self.windows.remove(old_end, old_key)
-            if emit:
-                out.append(Record(Windowed(key, old_start, old_end), None, newest, r.headers, r.origin))
-        self.windows.put(wkey, newest, raw)
-        if not existed:
-            self._created(end, wkey)
-        if emit:
-            out.append(Record(Windowed(key, start, end), aggregate, newest, r.headers, r.origin))
+            if not self.final:
+                out.append(Record(Windowed(key, old_start, old_end), None, old_end, r.headers, r.origin))
+        self._write(end, wkey, end, raw, not existed, Windowed(key, start, end), aggregate, r, out)
         return True

@@ -96,7 +96,7 @@ class WebServer:
         port = self._runner.addresses[0][1]
         self._sampler = asyncio.create_task(self.rates.run())
         endpoint = f"{config.advertised_host}:{port}"
-        log.info("web server of worker %s at http://%s (bound to %s)", self.worker.worker_id, endpoint,
+        log.info("web server of worker %s at http://%s (bound to %s)", self.worker.name, endpoint,
                  config.web_host)
         return endpoint
 
@@ -116,7 +116,7 @@ class WebServer:
 
     async def healthz(self, request: web.Request) -> web.Response:
         worker = self.worker
-        return json_response({"status": "ok", "app_id": worker.config.app_id, "worker": worker.worker_id})
+        return json_response({"status": "ok", "app_id": worker.config.app_id, "worker": worker.name})
 
     async def readyz(self, request: web.Request) -> web.Response:
         worker = self.worker
@@ -133,14 +133,14 @@ class WebServer:
 
     async def topology_page(self, request: web.Request) -> web.Response:
         worker = self.worker
-        html = PAGE.format(app_id=escape(worker.config.app_id), worker=escape(worker.worker_id),
+        html = PAGE.format(app_id=escape(worker.config.app_id), worker=escape(worker.name),
                            svg=topology_svg(worker.topology))
         return web.Response(text=html, content_type="text/html")
 
     async def topology_json(self, request: web.Request) -> web.Response:
         worker = self.worker
         return json_response({
-            "app_id": worker.config.app_id, "worker": worker.worker_id, "endpoint": worker.endpoint,
+            "app_id": worker.config.app_id, "worker": worker.name, "endpoint": worker.endpoint,
             "ready": worker.ready, "tasks": sorted(worker.tasks),
             "standby_tasks": sorted(worker.standbys.stores) if worker.standbys else [],
             "rates": self.rates.rates, "totals": self.rates.totals,

@@ -20,6 +20,7 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
+from streams.errors import GenerationFencedError
 from streams.partitioner import KeyPartitioner
 from streams.transport.base import OutRecord, RawRecord, TopicInfo, TopicPartition, TopicSpec
 from streams.transport.embedded import compaction
@@ -308,11 +309,23 @@ class EmbeddedBroker:
             self.transactions.check(transactional_id, epoch)
 
     def add_offsets_to_transaction(self, transactional_id: str, epoch: int, group_id: str,
-                                   offsets: Mapping[TopicPartition, int]) -> None:
+                                   offsets: Mapping[TopicPartition, int],
+                                   member: tuple[str, int] | None = None) -> None:
+        """Hold offsets in the open transaction; given (member id, generation), only from the current generation."""
         with self.lock:
             self.check_open()
             self.transactions.check(transactional_id, epoch)
+            if member is not None and not self.groups.holds_generation(group_id, *member):
+                raise GenerationFencedError(
+                    f"offsets refused: member {member[0]!r} of group {group_id!r} is not in generation {member[1]}; "
+                    "the group rebalanced without it, and its partitions may belong to another consumer now")
             self.transactions.current(transactional_id).offsets.setdefault(group_id, {}).update(offsets)
+
+    def pending_offsets(self, group_id: str) -> set[TopicPartition]:
+        """Partitions whose offsets for the group an open transaction holds: unstable until it ends."""
+        with self.lock:
+            return {tp for transaction in self.transactions.open.values()
+                    for tp in transaction.offsets.get(group_id, {})}
 
     def end_transaction(self, transactional_id: str, epoch: int, commit: bool) -> None:
         """Commit or abort: records, markers and group offsets change in one step."""

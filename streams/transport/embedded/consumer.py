@@ -22,7 +22,7 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from streams.transport.base import GroupAssignor, RawRecord, RebalanceListener, TopicPartition
+from streams.transport.base import GroupAssignor, GroupMetadata, RawRecord, RebalanceListener, TopicPartition
 from streams.transport.embedded.broker import EmbeddedBroker
 from streams.transport.embedded.config import ConsumerSettings
 from streams.transport.embedded.groups import RoundRobinAssignor
@@ -30,7 +30,6 @@ from streams.transport.embedded.membership import Membership
 from streams.transport.embedded.registry import open_broker
 
 ISOLATION_LEVELS = ("read_uncommitted", "read_committed")
-NO_MEMBERSHIP = ("", -1)
 
 
 class EmbeddedConsumer:
@@ -226,13 +225,21 @@ class EmbeddedConsumer:
             raise ValueError(f"offset must be a non-negative int, not {offset!r}")
         self._positions[tp] = offset
 
-    async def seek_to_committed_or_reset(self, partitions: Iterable[TopicPartition]) -> None:
+    async def seek_to_committed_or_reset(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """Position partitions; a read_committed consumer returns, unpositioned, those whose offsets an open
+        transaction holds."""
         broker = self._started()
+        unstable: set[TopicPartition] = set()
         with broker.lock:
+            pending = broker.pending_offsets(self.group_id) if self.group_id and self.read_committed else set()
             for partition in partitions:
                 tp = self._assigned(partition)
+                if tp in pending:
+                    unstable.add(tp)
+                    continue
                 committed = broker.committed(self.group_id, tp) if self.group_id is not None else None
                 self._positions[tp] = committed if committed is not None else self._reset(broker, tp)
+        return unstable
 
     async def position(self, partition: TopicPartition) -> int:
         """The offset of the next record this consumer will read from the partition."""
@@ -254,6 +261,17 @@ class EmbeddedConsumer:
         broker = self._started()
         return {TopicPartition(*tp): broker.end_offset(TopicPartition(*tp), self.read_committed) for tp in partitions}
 
+    async def caught_up(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """Partitions read up to their end (last stable offset for a read_committed consumer)."""
+        broker = self._started()
+        found = set()
+        with broker.lock:
+            for partition in partitions:
+                tp = self._assigned(partition)
+                if self._resolve(broker, tp) >= broker.end_offset(tp, self.read_committed):
+                    found.add(tp)
+        return found
+
     async def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         broker = self._started()
         return {TopicPartition(*tp): broker.log_start(TopicPartition(*tp)) for tp in partitions}
@@ -263,12 +281,12 @@ class EmbeddedConsumer:
         if self._membership is not None:
             self._membership.request_rejoin()
 
-    def group_metadata(self) -> tuple[str, int]:
-        """(member id, generation id) once this consumer holds an assignment of its group, else ("", -1)."""
+    def group_metadata(self) -> GroupMetadata:
+        """The membership once this consumer holds an assignment of its group, else member "" and generation -1."""
         membership = self._membership
         if membership is None or membership.generation < 0:
-            return NO_MEMBERSHIP
-        return membership.member_id, membership.generation
+            return GroupMetadata(self.group_id or "", "", -1)
+        return GroupMetadata(self.group_id or "", membership.member_id, membership.generation)
 
     def _assigned(self, partition: TopicPartition) -> TopicPartition:
         tp = TopicPartition(*partition)

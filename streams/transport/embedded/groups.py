@@ -141,6 +141,11 @@ class GroupCoordinator:
         member = self._member(group_id, member_id)
         return member is not None and member.generation == group.generation
 
+    def holds_generation(self, group_id: str, member_id: str, generation: int) -> bool:
+        """Whether the member belongs to the group at this generation, as KIP-447 offset commits require."""
+        group = self.groups.get(group_id)
+        return group is not None and self._member(group_id, member_id) is not None and group.generation == generation
+
     def members(self, group_id: str) -> list[str]:
         group = self.groups.get(group_id)
         return sorted(group.members) if group else []

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from aiokafka.errors import IllegalOperation, IllegalStateError
 
-from streams.transport.base import OutRecord, TopicPartition
+from streams.transport.base import GroupMetadata, OutRecord, TopicPartition
 from streams.transport.embedded.broker import EmbeddedBroker
 from streams.transport.embedded.config import PRODUCER_OPTIONS, check_options
 from streams.transport.embedded.errors import ProducerFencedError
@@ -91,10 +91,17 @@ class EmbeddedProducer:
         self._in_transaction = True
         self._transaction_error = None
 
-    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int], group_id: str) -> None:
+    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int],
+                                          group: str | GroupMetadata) -> None:
+        """Hold offsets in the transaction; with GroupMetadata, refused from a stale generation (KIP-447)."""
         broker = self._open_transaction()
         offsets = {TopicPartition(*tp): offset for tp, offset in offsets.items()}
-        self._guard(lambda: broker.add_offsets_to_transaction(self.transactional_id, self._epoch, group_id, offsets))
+        if isinstance(group, GroupMetadata):
+            group_id, member = group.group_id, (group.member_id, group.generation_id)
+        else:
+            group_id, member = group, None
+        self._guard(lambda: broker.add_offsets_to_transaction(self.transactional_id, self._epoch, group_id, offsets,
+                                                              member))
 
     async def commit_transaction(self) -> None:
         """Make the transaction's records and offsets visible together; fails if any of its sends failed."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from streams.private_files import private_umask
 from streams.transport.base import TopicPartition
 from streams.transport.embedded.errors import BrokerInUseError
 from streams.transport.embedded.records import MARKER, PENDING, StoredRecord, decode_headers, encode_headers
@@ -25,6 +27,8 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 
 DATABASE, LOCK = "streams.db", "broker.lock"
 SCHEMA = """
@@ -48,13 +52,19 @@ class SqliteStorage:
     """Logs, topics, offsets and producer epochs in one SQLite file."""
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self._lock_file = _lock(directory / LOCK)
-        self._db = sqlite3.connect(directory / DATABASE, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        # The broker holds every record: its directory is 0700 and its files 0600 (SQLite gives the
+        # -wal and -shm files the database file's mode).
+        with private_umask():
+            directory.mkdir(parents=True, exist_ok=True)
+            ran_before = (directory / LOCK).exists()
+            self._lock_file = _lock(directory / LOCK)
+            if not (directory / DATABASE).exists():
+                _log_empty_start(directory, ran_before)
+            self._db = sqlite3.connect(directory / DATABASE, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
         self._depth = 0
 
     def load(self) -> Snapshot:
@@ -170,6 +180,15 @@ class SqliteStorage:
         self._db.close()
         if self._lock_file is not None:
             self._lock_file.close()
+
+
+def _log_empty_start(directory: Path, ran_before: bool) -> None:
+    """Say that the broker starts with no topics; loudly if a broker used this directory before."""
+    if ran_before:
+        log.warning("local broker at %s: %s is missing (deleted?); starting an EMPTY broker: earlier topics, "
+                    "records and committed offsets are gone", directory, DATABASE)
+    else:
+        log.debug("local broker at %s: no %s yet; starting an empty broker", directory, DATABASE)
 
 
 def _lock(path: Path) -> TextIO | None:

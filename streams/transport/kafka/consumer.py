@@ -8,10 +8,10 @@ from typing import Any
 
 import aiokafka
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
-from aiokafka.errors import NoOffsetForPartitionError
+from aiokafka.errors import IncompatibleBrokerVersion, NoOffsetForPartitionError
 
 from streams.gcpause import gc_paused
-from streams.transport.base import GroupAssignor, RawRecord, RebalanceListener, TopicPartition
+from streams.transport.base import GroupAssignor, GroupMetadata, RawRecord, RebalanceListener, TopicPartition
 from streams.transport.kafka.assignor import AssignorAdapter
 from streams.transport.kafka.partitions import (
     all_from_aiokafka,
@@ -20,8 +20,7 @@ from streams.transport.kafka.partitions import (
     keys_to_aiokafka,
     to_aiokafka,
 )
-
-NO_MEMBERSHIP = ("", -1)
+from streams.transport.kafka.txn_offsets import fetch_stable_offsets
 
 
 class KafkaConsumer:
@@ -45,7 +44,11 @@ class KafkaConsumer:
         if assignor is not None:
             options["partition_assignment_strategy"] = (AssignorAdapter(assignor),)
         self.group_id = group_id
+        self.read_committed = isolation_level == "read_committed"
         self.reset_policy: str = options["auto_offset_reset"]
+        self._isolation_level = isolation_level
+        self._stable_reads = True
+        self._group_instance_id: str | None = options.get("group_instance_id")
         self._listener: ListenerAdapter | None = None
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=brokers, group_id=group_id, isolation_level=isolation_level, **options
@@ -109,14 +112,32 @@ class KafkaConsumer:
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self._consumer.seek(to_aiokafka(partition), offset)
 
-    async def seek_to_committed_or_reset(self, partitions: Iterable[TopicPartition]) -> None:
-        """Position partitions explicitly, because aiokafka's seek_to_committed skips offset 0."""
+    async def seek_to_committed_or_reset(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """Position partitions explicitly, because aiokafka's seek_to_committed skips offset 0.
+
+        A read_committed consumer reads the offsets with require_stable (KIP-447)
+        and returns, unpositioned, the partitions whose offsets an open
+        transaction holds: an older owner's commit is still in flight.
+        """
         tps = all_to_aiokafka(partitions)
+        unstable: set[TopicPartition] = set()
         if not tps:
-            return
+            return unstable
+        committed: list[int | None] | None = None
         if self.group_id is None:
-            committed: list[int | None] = [None] * len(tps)
-        else:
+            committed = [None] * len(tps)
+        elif self._isolation_level == "read_committed" and self._stable_reads:
+            try:
+                # the consumer's own client: its connections, and the broker versions it negotiated
+                offsets, unstable = await fetch_stable_offsets(self._consumer._client, self.group_id,
+                                                               all_from_aiokafka(tps))
+                tps = [tp for tp in tps if tp not in unstable]
+                committed = [offsets.get(tp) for tp in tps]
+            except IncompatibleBrokerVersion:
+                # A broker before 2.5: exactly_once (per-task producers) needs no stable reads, because
+                # starting a task's producer ends the older owner's transaction first.
+                self._stable_reads = False
+        if committed is None:
             committed = await asyncio.gather(*(self._consumer.committed(tp) for tp in tps))
         uncommitted = []
         for tp, offset in zip(tps, committed, strict=True):
@@ -125,17 +146,28 @@ class KafkaConsumer:
             else:
                 self._consumer.seek(tp, offset)
         if not uncommitted:
-            return
+            return unstable
         if self.reset_policy == "earliest":
             await self._consumer.seek_to_beginning(*uncommitted)
         elif self.reset_policy == "latest":
             await self._consumer.seek_to_end(*uncommitted)
         else:
             raise NoOffsetForPartitionError(f"no committed offset for {uncommitted}")
+        return unstable
 
     async def position(self, partition: TopicPartition) -> int:
         """The offset of the next record this consumer will fetch from the partition."""
         return await self._consumer.position(to_aiokafka(partition))
+
+    async def caught_up(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """Partitions polled up to the end of the last fetch response (unknown before one: not caught up)."""
+        found = set()
+        for tp in partitions:
+            atp = to_aiokafka(tp)
+            end = self._consumer.last_stable_offset(atp) if self.read_committed else self._consumer.highwater(atp)
+            if end is not None and end >= 0 and await self._consumer.position(atp) >= end:
+                found.add(tp)
+        return found
 
     def pause(self, partitions: Iterable[TopicPartition]) -> None:
         self._consumer.pause(*all_to_aiokafka(partitions))
@@ -155,13 +187,13 @@ class KafkaConsumer:
         if coordinator is not None:
             coordinator.request_rejoin()
 
-    def group_metadata(self) -> tuple[str, int]:
-        """(member id, generation id), or ("", -1) outside a group."""
+    def group_metadata(self) -> GroupMetadata:
+        """The current membership, as a transaction's offsets carry it; member "" and generation -1 outside."""
         coordinator = self._consumer._coordinator
         member_id = getattr(coordinator, "member_id", None)
-        if member_id is None:
-            return NO_MEMBERSHIP
-        return member_id, coordinator.generation
+        if member_id is None or not member_id:
+            return GroupMetadata(self.group_id or "", "", -1, self._group_instance_id)
+        return GroupMetadata(self.group_id or "", member_id, coordinator.generation, self._group_instance_id)
 
 
 class ListenerAdapter(ConsumerRebalanceListener):

@@ -13,8 +13,9 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata
 
 from streams.errors import TaskFencedError
-from streams.transport.base import OutRecord, TopicPartition
+from streams.transport.base import GroupMetadata, OutRecord, TopicPartition
 from streams.transport.kafka.partitions import keys_to_aiokafka
+from streams.transport.kafka.txn_offsets import send_offsets_with_generation
 
 DEFAULTS: Mapping[str, Any] = {"acks": "all", "linger_ms": 5}
 FENCING_ERRORS = (ProducerFenced, InvalidProducerEpoch, InvalidProducerIdMapping)
@@ -156,9 +157,14 @@ class KafkaProducer:
         with fencing_as_task_error(self.transactional_id):
             await self._producer.begin_transaction()
 
-    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int], group_id: str) -> None:
+    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int],
+                                          group: str | GroupMetadata) -> None:
+        """Commit offsets with the transaction: fenced by the group generation given GroupMetadata (KIP-447)."""
         with fencing_as_task_error(self.transactional_id):
-            await self._producer.send_offsets_to_transaction(keys_to_aiokafka(offsets), group_id)
+            if isinstance(group, GroupMetadata):
+                await send_offsets_with_generation(self._producer, offsets, group)
+            else:
+                await self._producer.send_offsets_to_transaction(keys_to_aiokafka(offsets), group)
 
     async def commit_transaction(self) -> None:
         """Commit after every queued batch is acknowledged; a failed send fails the commit."""
