@@ -32,7 +32,7 @@ from streams.processors.endpoints import Source, TimestampExtractor
 from streams.processors.stateful import TableSource
 from streams.running import Run, running
 from streams.runtime.clients import send_records
-from streams.runtime.query_views import RoutedStoreView
+from streams.runtime.query_views import RoutedStoreView, query_view
 from streams.runtime.scheduler import Clock, Schedule, cron, every
 from streams.runtime.worker import Worker, running_workers
 from streams.serdes import Serde, SerdeLike, bind
@@ -309,7 +309,7 @@ class App:
         self.startup_tasks.append(fn)
         return fn
 
-    def store(self, name: str) -> RoutedStoreView:
+    def store(self, name: str) -> RoutedStoreView | Any:
         """Query a store: a key's lookup is answered by whichever worker holds the key (docs/operations.md).
 
         It needs a worker of this app running in this process; keys held by workers in other processes
@@ -320,7 +320,7 @@ class App:
             raise KeyError(f"no store named {name!r}; stores: {sorted(self.builder.stores)}")
         if not running_workers(self.app_id):
             raise RuntimeError("interactive queries need a running worker of this app in this process")
-        return RoutedStoreView(self.app_id, spec)
+        return query_view(self.app_id, spec)
 
     # -- running
 

@@ -171,3 +171,29 @@ def test_web_settings_are_validated():
             StreamsConfig("a", **settings)
     with pytest.raises(ValueError, match="web_port: STREAMS_WEB_PORT='x' is not a whole number"):
         StreamsConfig.build("a", {}, {"STREAMS_WEB_PORT": "x"})
+
+
+async def test_versioned_store_answers_its_latest_value(broker_url, tmp_path):
+    from datetime import timedelta
+
+    transport = EmbeddedTransport(broker_url)
+    admin = transport.admin()
+    await admin.start()
+    await admin.create_topics([TopicSpec("rates", 2)])
+    producer = transport.producer()
+    await producer.start()
+    await producer.send_many([OutRecord("rates", partition_for(b"EUR", 2), b"EUR", rate, BASE + at, ())
+                              for rate, at in ((b"1.1", 0), (b"1.2", 600_000), (b"1.15", 300_000))])
+    await producer.flush()
+    await producer.stop()
+    await admin.stop()
+    app = App("web-versions", state_dir=tmp_path, commit_interval=0.1, consumer_config=FAST)
+    app.configure(brokers=broker_url, web_port=0)
+    app.table("rates", name="rates", versioned=timedelta(hours=1))
+    async with running(app) as worker:
+        await wait_for(lambda: len(app.store("rates-versions").versions("EUR")) == 3)
+        assert app.store("rates-versions").get("EUR", as_of=BASE + 400_000) == 1.15
+        status, body, _ = await get(f"http://{worker.endpoint}/stores/rates-versions/EUR")
+        assert status == 200 and body["value"] == 1.2  # the newest by time, not the last written
+        status, body, _ = await get(f"http://{worker.endpoint}/stores/rates-versions")
+        assert status == 400 and "keeps versions" in body["error"]

@@ -30,6 +30,7 @@ import orjson
 from streams.partitioner import partition_for
 from streams.serdes import BytesSerde, FloatSerde, IntSerde, JsonSerde
 from streams.state.global_store import GLOBAL_KIND
+from streams.state.query import store_view
 from streams.state.spec import StoreSpec
 from streams.windows.definitions import Windowed
 from streams.windows.query import WindowStoreView
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from streams.runtime.worker import Worker
 
 RETRY_AFTER_S = 1.0
+_MISSING = object()
 FORWARDED_HEADER = "X-Streams-Forwarded"
 
 
@@ -182,10 +184,10 @@ class StoreDirectory:
                                 "standby": plan.standby}
         if plan.standby and worker is not None:
             body["lag"] = worker.standby_lag(plan.task, spec.name)
-        raw_value = plan.local.get(raw_key)
-        body["found"] = raw_value is not None
-        body["value"] = None if raw_value is None else spec.value_serde.deserialize(raw_value)
-        body["value_b64"] = b64(raw_value)
+        found, value = read_key(spec, plan.local, raw_key)
+        body["found"] = found
+        body["value"] = value
+        body["value_b64"] = b64(spec.value_serde.serialize(value)) if found else None
         return body
 
     def answer_windows(self, spec: StoreSpec, plan: Plan, key: Any, time_from: int | None,
@@ -237,6 +239,20 @@ class StoreDirectory:
             return []
         return sorted((task_id, task.stores[spec.name]) for w in self.workers for task_id, task in w.tasks.items()
                       if spec.name in task.stores)
+
+
+def has_own_view(spec: StoreSpec) -> bool:
+    """A store read through a view of its own layout (a versioned table's history), neither plain nor windowed."""
+    return "view" in spec.options and not is_windowed(spec)
+
+
+def read_key(spec: StoreSpec, store: Any, raw_key: bytes) -> tuple[bool, Any]:
+    """(found, value) of a key in one open store, through the store's query view, which knows its layout."""
+    if not has_own_view(spec):
+        raw = store.get(raw_key)
+        return raw is not None, None if raw is None else spec.value_serde.deserialize(raw)
+    value = store_view(spec, [store]).get(spec.key_serde.deserialize(raw_key), default=_MISSING)
+    return value is not _MISSING, None if value is _MISSING else value
 
 
 def window_json(spec: StoreSpec, window: Windowed, value: Any) -> dict[str, Any]:

@@ -24,7 +24,9 @@ from streams.runtime.queries import (
     Plan,
     StoreDirectory,
     b64,
+    has_own_view,
     is_windowed,
+    read_key,
     unb64,
 )
 from streams.runtime.worker import running_workers
@@ -35,6 +37,13 @@ from streams.windows.definitions import Windowed
 from streams.windows.query import WindowStoreView
 
 TIMEOUT_S = 5.0
+
+
+def query_view(app_id: str, spec: StoreSpec) -> Any:
+    """What app.store(name) returns: a routed view of key-value and windowed stores; a store with a view of its
+    own (a versioned table: get(key, as_of), versions(key)) gets that view over this process's tasks."""
+    view = RoutedStoreView(app_id, spec)
+    return view.local() if has_own_view(spec) else view
 
 
 class RoutedStoreView:
@@ -137,7 +146,8 @@ class RoutedStoreView:
 
     # -- this process's share
 
-    def _local(self) -> Any:
+    def local(self) -> Any:
+        """The store's own view over the tasks of this process."""
         workers = self._directory().workers
         if self.spec.kind == GLOBAL_KIND:
             return store_view(self.spec, [workers[0].global_tables.stores[self.spec.name]])
@@ -146,14 +156,14 @@ class RoutedStoreView:
 
     def items(self) -> Iterator[tuple[Any, Any]]:
         """Entries of the tasks running in this process."""
-        return self._local().items()
+        return self.local().items()
 
     def fetch_all(self, time_from: int | None = None, time_to: int | None = None) -> list[tuple[Windowed, Any]]:
         """Windows of every key held in this process, starting in [time_from, time_to]."""
-        return self._local().fetch_all(time_from, time_to)
+        return self.local().fetch_all(time_from, time_to)
 
     def __len__(self) -> int:
-        return len(self._local())
+        return len(self.local())
 
     # -- helpers
 
@@ -165,10 +175,9 @@ class RoutedStoreView:
         return plan, raw_key
 
     def _local_result(self, plan: Plan, key: Any, raw_key: bytes) -> KeyQueryResult:
-        raw = plan.local.get(raw_key)
+        found, value = read_key(self.spec, plan.local, raw_key)
         worker = plan.worker
-        return KeyQueryResult(self.spec.name, key, raw is not None,
-                              None if raw is None else self.spec.value_serde.deserialize(raw), plan.task,
+        return KeyQueryResult(self.spec.name, key, found, value, plan.task,
                               worker.endpoint if worker is not None else None, plan.standby,
                               worker.standby_lag(plan.task, self.spec.name) if plan.standby and worker else None)
 

@@ -25,6 +25,7 @@ from streams.runtime.queries import (
     StoreDirectory,
     b64,
     decode_key_text,
+    has_own_view,
     is_windowed,
     unb64,
     window_json,
@@ -128,6 +129,9 @@ class StoreRoutes:
             return self._no_store(request)
         query = request.query
         windowed = is_windowed(spec)
+        if has_own_view(spec):
+            return json_response({"error": f"store {spec.name!r} keeps versions of each key: query one key, "
+                                           f"/stores/{spec.name}/<key>"}, status=400)
         try:
             limit = int(query.get("limit", DEFAULT_LIMIT))
             if not 0 < limit <= MAX_LIMIT:
