@@ -32,6 +32,7 @@ from streams.config import StreamsConfig
 from streams.errors import GenerationFencedError, TaskFencedError, TopologyError, UnsupportedBrokerError
 from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
+from streams.processors.record_cache import CacheBudget
 from streams.runtime.assignor import MemberState, TaskAssignor
 from streams.runtime.clients import no_such_topics, place
 from streams.runtime.commit import CommitStats, commit_tasks
@@ -87,6 +88,7 @@ class Worker:
         self.tasks: dict[str, Task] = {}
         self.metrics = Metrics()
         self.commit_stats = CommitStats()
+        self.cache_budget = CacheBudget(config.cache_max_bytes)  # shared by the record caches of all tasks
         self.topology = topology
         self.plan: PhysicalPlan | None = None
         self.partition_counts: dict[str, int] = {}
@@ -443,7 +445,8 @@ class Worker:
                 self.restore_results.append(result)
         stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
         return Task(plan, self.config.app_id, self.partition_counts, self.error_policy, stores=stores,
-                    metrics=self.metrics, max_idle_ms=int(self.config.max_task_idle * 1000))
+                    metrics=self.metrics, max_idle_ms=int(self.config.max_task_idle * 1000),
+                    cache_budget=self.cache_budget)
 
     # -- the loop
 
@@ -504,6 +507,10 @@ class Worker:
             outputs.append((task, task.take_output()))
         await self._send_output(outputs)
 
+    async def _send_flushed(self, tasks: list[Task]) -> None:
+        """Queue what the tasks' record caches forwarded at a commit (its step 0)."""
+        await self._send_output([(task, task.take_output()) for task in tasks])
+
     async def _send_output(self, outputs: list[tuple[Task, list[OutRecord]]]) -> None:
         """Queue the tasks' output: all on the worker's producer, repartitioned records merged by event time
         (streams/task/ordering.py), or each task's in its transaction (per-task exactly_once)."""
@@ -556,7 +563,7 @@ class Worker:
         try:
             await commit_tasks(self.tasks.values(), producer_of, self.consumer, exactly_once=self.config.exactly_once,
                                producer_per_task=self.config.producer_per_task, group_id=self.config.app_id,
-                               stats=self.commit_stats)
+                               stats=self.commit_stats, send_output=self._send_flushed)
         except Exception as exc:
             if not self.config.exactly_once or isinstance(exc, UnsupportedBrokerError):
                 raise

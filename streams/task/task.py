@@ -21,6 +21,7 @@ from streams.partitioner import KeyPartitioner
 from streams.processors.agents import AgentProcessor
 from streams.processors.api import Processor
 from streams.processors.endpoints import Source
+from streams.processors.record_cache import CacheBudget
 from streams.processors.stateless import Split
 from streams.record import Record
 from streams.serdes import Serde
@@ -49,6 +50,7 @@ class Task:
         metrics: Metrics | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         max_idle_ms: int = 0,
+        cache_budget: CacheBudget | None = None,
     ) -> None:
         self.plan = plan
         self.app_id = app_id
@@ -59,6 +61,7 @@ class Task:
         self.stores = dict(stores or {})
         self.metrics = metrics or Metrics()
         self.clock = clock
+        self.cache_budget = cache_budget
         self.output: list[OutRecord] = []
         # Records for topics whose size the task does not know yet (chosen per record): placed by
         # place_unplaced() once the runtime has looked the topics up.
@@ -264,6 +267,17 @@ class Task:
         for processor in self.processors:
             processor.punctuate(now)
 
+    def flush_caches(self) -> bool:
+        """Forward the record caches' pending updates (step 0 of the commit protocol); True if there is output.
+
+        Processors run in topological order, so what one cache forwards into a
+        downstream cache of the same task is flushed by that one in turn.
+        """
+        with gc_paused():
+            for processor in self.processors:
+                processor.flush_cache()
+        return bool(self.output or self.unplaced)
+
     def changelog_output(self) -> list[OutRecord]:
         """Pending store changes as changelog records (step 1 of the commit protocol)."""
         out: list[OutRecord] = []
@@ -279,6 +293,8 @@ class Task:
 
     def discard_stores(self) -> None:
         """Drop uncommitted store changes, after an aborted transaction."""
+        for processor in self.processors:
+            processor.drop_cache()
         for store in self.stores.values():
             store.discard()
         self.offsets.clear()
