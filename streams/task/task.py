@@ -21,6 +21,7 @@ from streams.partitioner import KeyPartitioner
 from streams.processors.agents import AgentProcessor
 from streams.processors.api import Processor
 from streams.processors.endpoints import Source
+from streams.processors.fused import FusedChain
 from streams.processors.record_cache import CacheBudget
 from streams.processors.stateless import Split
 from streams.record import Record
@@ -86,11 +87,18 @@ class Task:
             processor.init(self)
 
     def _instantiate(self) -> tuple[list[Processor], dict[str, list[Source]]]:
-        nodes = self.plan.subtopology.nodes
+        """One processor per node, except that each fused chain becomes one FusedChain (its head's place)."""
+        sub = self.plan.subtopology
+        inner = {id(node) for chain in sub.chains for node in chain[1:]}
+        nodes = [node for node in sub.nodes if id(node) not in inner]
         made = {id(node): node.factory() for node in nodes}
+        ends = {}
+        for chain in sub.chains:
+            made[id(chain[0])] = FusedChain([made[id(chain[0])], *(node.factory() for node in chain[1:])])
+            ends[id(chain[0])] = chain[-1]
         for node in nodes:
             processor = made[id(node)]
-            processor.children = [made[id(child)] for child in node.children]
+            processor.children = [made[id(child)] for child in ends.get(id(node), node).children]
             if isinstance(processor, Split):
                 processor.branches = {child.branch: made[id(child)] for child in node.children}
         sources: dict[str, list[Source]] = {}
