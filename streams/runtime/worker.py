@@ -38,7 +38,7 @@ from streams.runtime.clients import no_such_topics, place
 from streams.runtime.commit import CommitStats, commit_tasks
 from streams.runtime.global_tables import GlobalTables
 from streams.runtime.identity import WorkerId
-from streams.runtime.restore import RestoreResult, restore_store
+from streams.runtime.restore import RestoreResult, restore_stores
 from streams.runtime.scheduler import Clock, Schedule, Scheduler
 from streams.runtime.standby import StandbyTasks
 from streams.runtime.stores import TaskStore
@@ -390,7 +390,7 @@ class Worker:
             await self._commit()  # no transaction stays open while the restores below run
             if not self.tasks:
                 return  # the commit failed and closed every task; the rejoin restarts them all
-        created = {task_id: await self._create_task(task_id) for task_id in ready}
+        created = await self._create_tasks(ready)
         for task in created.values():
             for tp in task.plan.inputs:
                 task.positions[tp] = await self.consumer.position(tp)
@@ -434,19 +434,22 @@ class Worker:
                                      self.store_config)
                 for spec in plan.subtopology.stores}
 
-    async def _create_task(self, task_id: str) -> Task:
-        """Open the task's stores, restore them from their changelogs, then build the task."""
-        plan = self.plan.tasks[task_id]
-        self.standbys.release(task_id)
-        stores = self._open_stores(task_id)
-        for store in stores.values():
-            result = await restore_store(store, self._restore_consumer, on_progress=self.restore_progress)
-            if result is not None:
-                self.restore_results.append(result)
-        stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
-        return Task(plan, self.config.app_id, self.partition_counts, self.error_policy, stores=stores,
-                    metrics=self.metrics, max_idle_ms=int(self.config.max_task_idle * 1000),
-                    cache_budget=self.cache_budget)
+    async def _create_tasks(self, task_ids: list[str]) -> dict[str, Task]:
+        """Open the tasks' stores, restore them all at once from their changelogs, then build the tasks."""
+        opened: dict[str, dict[str, Any]] = {}
+        for task_id in task_ids:
+            self.standbys.release(task_id)
+            opened[task_id] = self._open_stores(task_id)
+        every_store = [store for stores in opened.values() for store in stores.values()]
+        self.restore_results.extend(
+            await restore_stores(every_store, self._restore_consumer, on_progress=self.restore_progress))
+        created = {}
+        for task_id, stores in opened.items():
+            stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
+            created[task_id] = Task(self.plan.tasks[task_id], self.config.app_id, self.partition_counts,
+                                    self.error_policy, stores=stores, metrics=self.metrics,
+                                    max_idle_ms=int(self.config.max_task_idle * 1000), cache_budget=self.cache_budget)
+        return created
 
     # -- the loop
 
