@@ -435,14 +435,17 @@ class Worker:
                 for spec in plan.subtopology.stores}
 
     async def _create_tasks(self, task_ids: list[str]) -> dict[str, Task]:
-        """Open the tasks' stores, restore them all at once from their changelogs, then build the tasks."""
+        """Open the tasks' stores, restore them from their changelogs, then build the tasks."""
         opened: dict[str, dict[str, Any]] = {}
         for task_id in task_ids:
             self.standbys.release(task_id)
             opened[task_id] = self._open_stores(task_id)
-        every_store = [store for stores in opened.values() for store in stores.values()]
-        self.restore_results.extend(
-            await restore_stores(every_store, self._restore_consumer, on_progress=self.restore_progress))
+        # One store after another: restoring them all at once (restore_stores over every store) measured
+        # no faster here, and the exactly_once_v2 zombie test failed 2 of 3 runs with it (docs/performance.md).
+        for stores in opened.values():
+            for store in stores.values():
+                self.restore_results.extend(
+                    await restore_stores([store], self._restore_consumer, on_progress=self.restore_progress))
         created = {}
         for task_id, stores in opened.items():
             stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
