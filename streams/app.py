@@ -62,6 +62,8 @@ class App:
     producer_config / consumer_config: passed through to the Kafka clients.
     max_task_idle: seconds a task with a join holds records back while one of its input partitions has
         none buffered, to keep its inputs in timestamp order (docs/joins.md).
+    cache_max_bytes: the record cache of table outputs, per worker (default 10 MiB); updates of a key
+        between commits reach downstream once, with the last value; 0 emits every update (docs/state.md).
     security_protocol, ssl_context, sasl_mechanism, sasl_plain_username, sasl_plain_password: reach every
         Kafka client, the admin client included.
     """
@@ -80,6 +82,7 @@ class App:
         consumer_config: Mapping[str, Any] | None = None,
         poll_max_records: int | None = None,
         max_task_idle: float | timedelta | None = None,
+        cache_max_bytes: int | None = None,
         security_protocol: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         sasl_mechanism: str | None = None,
@@ -91,6 +94,7 @@ class App:
             "commit_interval": commit_interval, "on_error": on_error, "num_standby_replicas": num_standby_replicas,
             "producer_config": producer_config, "consumer_config": consumer_config,
             "poll_max_records": poll_max_records, "max_task_idle": max_task_idle,
+            "cache_max_bytes": cache_max_bytes,
             "security_protocol": security_protocol, "ssl_context": ssl_context, "sasl_mechanism": sasl_mechanism,
             "sasl_plain_username": sasl_plain_username, "sasl_plain_password": sasl_plain_password,
         })

@@ -87,6 +87,10 @@ def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+DEFAULT_CACHE_MAX_BYTES = 10 * 1024 * 1024
+"""The record cache's budget per worker: 10 MiB, as in Kafka Streams (docs/state.md, "Record cache")."""
+
+
 @dataclass(frozen=True)
 class StreamsConfig:
     """The settings of one application; see docs/configuration.md for each one and its environment variable."""
@@ -100,6 +104,7 @@ class StreamsConfig:
     num_standby_replicas: int = 0
     poll_max_records: int = 10_000
     max_task_idle: float = 0.5
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
     producer_config: Mapping[str, Any] = field(default_factory=dict)
     consumer_config: Mapping[str, Any] = field(default_factory=dict)
     security_protocol: str = "PLAINTEXT"
@@ -137,6 +142,7 @@ class StreamsConfig:
         set_(self, "max_task_idle", _number("max_task_idle", _seconds(self.max_task_idle), low=0))
         _integer("num_standby_replicas", self.num_standby_replicas, low=0)
         _integer("poll_max_records", self.poll_max_records, low=1)
+        _integer("cache_max_bytes", self.cache_max_bytes, low=0)
         for name in ("producer_config", "consumer_config"):
             value = getattr(self, name)
             if not isinstance(value, Mapping):
@@ -250,6 +256,7 @@ ENV_PARSERS = {
     "num_standby_replicas": _env_int,
     "poll_max_records": _env_int,
     "max_task_idle": _env_float,
+    "cache_max_bytes": _env_int,
     "security_protocol": _env_str,
     "sasl_mechanism": _env_str,
     "sasl_plain_username": _env_str,

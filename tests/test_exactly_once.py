@@ -33,7 +33,7 @@ def per_key_updates(records) -> dict[str, list]:
 async def test_repartition_changelog_and_output_commit_together(brokers, tmp_path, guarantee):
     src, out, app_id = unique_name("in"), unique_name("out"), unique_name("eos")
     await create_topics(brokers, {src: 3, out: 3})
-    app = eos_app(brokers, app_id, tmp_path, guarantee)
+    app = eos_app(brokers, app_id, tmp_path, guarantee, cache_max_bytes=0)  # every update, to check each one's order
     app.stream(src).group_by(lambda k, v: v["user"], name="by-user").aggregate(
         lambda: {"count": 0, "sum": 0}, lambda user, v, agg: {"count": agg["count"] + 1, "sum": agg["sum"] + v["id"]},
         name="totals",
@@ -89,7 +89,7 @@ async def test_zombie_worker_is_fenced(brokers, tmp_path, guarantee):
     src, out, app_id = unique_name("in"), unique_name("out"), unique_name("zombie")
     await create_topics(brokers, {src: 4, out: 4})
     env = {"TEST_APP_ID": app_id, "TEST_IN": src, "TEST_OUT": out, "TEST_MODE": "ids", "TEST_GUARANTEE": guarantee,
-           "TEST_COMMIT_INTERVAL": "0.1"}
+           "TEST_COMMIT_INTERVAL": "0.1", "STREAMS_CACHE_MAX_BYTES": "0"}  # every update, each checked below
     zombie = WorkerProcess(brokers, {**env, "TEST_STATE_DIR": str(tmp_path / "z")}, tmp_path / "z.log").start()
     events = [(f"e{i}", {"user": f"u{i % 8}", "id": i}) for i in range(2000)]
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from streams.processors.record_cache import CacheBudget
 from streams.record import Record
 from streams.state.store import KeyValueStore
 
@@ -36,6 +37,9 @@ class ProcessorContext(Protocol):
 
     def report_error(self, record: Record | None, exc: BaseException, operator: str) -> None: ...
 
+    @property
+    def cache_budget(self) -> CacheBudget | None: ...
+
 
 class Processor:
     """Base class: holds children and the context; subclasses implement process()."""
@@ -58,6 +62,12 @@ class Processor:
 
     def punctuate(self, wall_clock_ms: int) -> None:
         """Called periodically; windowed operators close windows here."""
+
+    def flush_cache(self) -> None:
+        """Called at each commit, before the changelog: processors with a record cache forward it here."""
+
+    def drop_cache(self) -> None:
+        """Called when uncommitted work is abandoned: processors with a record cache forget it here."""
 
     def close(self) -> None:
         """Release resources; called when the task closes."""
