@@ -12,6 +12,8 @@ import asyncio
 import cProfile
 import json
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -50,6 +52,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="producer max_batch_size for both the framework and the raw loop (0: the default)")
     parser.add_argument("--profile", default="", help="write a cProfile of the whole run to this file")
     parser.add_argument("--registry", default="", help="schema registry URL, for the Avro sides")
+    parser.add_argument("--metrics", choices=("default", "on", "off"), default="default",
+                        help="on: metrics recorded, web server up and /metrics scraped every second by another "
+                             "process; "
+                             "off: recording level off and no web server; default: the app's defaults")
     return parser.parse_args(argv)
 
 
@@ -79,10 +85,22 @@ class ConsumptionProbe:
         return batches
 
 
+def start_scraper(endpoint: str) -> subprocess.Popen:
+    """A separate process that scrapes /metrics every second, as a Prometheus server would (bench/scraper.py)."""
+    return subprocess.Popen([sys.executable, "-m", "bench.scraper", endpoint], stdout=subprocess.PIPE, text=True)
+
+
+def stop_scraper(scraper: subprocess.Popen) -> int:
+    scraper.terminate()
+    out, _ = scraper.communicate(timeout=30)
+    return int(out.strip() or 0)
+
+
 async def run_worker(app: App, records: int) -> dict[str, Any]:
     """Run a worker until it consumed `records`, then commit: "end" is when that commit completes."""
     worker = app.create_worker()
     await worker.start()
+    scraper = start_scraper(worker.endpoint) if worker.endpoint else None
     try:
         probe = ConsumptionProbe(worker.consumer, records)
         loop = asyncio.create_task(worker.loop())
@@ -99,7 +117,12 @@ async def run_worker(app: App, records: int) -> dict[str, Any]:
         report = {"first": probe.first, "end": end, "records": probe.consumed, "cpu": end_cpu - probe.first_cpu,
                   "commits": stats.commits, "commit_p50_ms": stats.percentile(0.5),
                   "commit_p99_ms": stats.percentile(0.99), "stored_keys_estimate": stored}
+        if scraper is not None:
+            report["scrapes"] = stop_scraper(scraper)
+            scraper = None
     finally:
+        if scraper is not None:
+            scraper.kill()
         await worker.shutdown(commit=False)
     return report
 
@@ -110,9 +133,11 @@ def producer_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def make_app(args: argparse.Namespace) -> App:
+    metrics = {"on": {"metrics_recording_level": "info", "web_port": 0},
+               "off": {"metrics_recording_level": "off"}}.get(args.metrics, {})
     return App(args.group, args.brokers, state_dir=args.state_dir or None, commit_interval=args.commit_interval,
                poll_max_records=POLL_RECORDS, producer_config=producer_config(args),
-               processing_guarantee=args.guarantee)
+               processing_guarantee=args.guarantee, **metrics)
 
 
 async def streams_stateless(args: argparse.Namespace) -> dict[str, Any]:

@@ -32,11 +32,10 @@ from streams.processors.endpoints import Source, TimestampExtractor
 from streams.processors.stateful import TableSource
 from streams.running import Run, running
 from streams.runtime.clients import send_records
+from streams.runtime.query_views import RoutedStoreView
 from streams.runtime.scheduler import Clock, Schedule, cron, every
 from streams.runtime.worker import Worker, running_workers
 from streams.serdes import Serde, SerdeLike, bind
-from streams.state.global_store import GLOBAL_KIND
-from streams.state.query import StoreView, store_view
 from streams.state.spec import StoreSpec
 from streams.transport.base import OutRecord, Transport
 from streams.transport.factory import open_transport
@@ -66,6 +65,9 @@ class App:
         between commits reach downstream once, with the last value; 0 emits every update (docs/state.md).
     security_protocol, ssl_context, sasl_mechanism, sasl_plain_username, sasl_plain_password: reach every
         Kafka client, the admin client included.
+    web_port, web_host, web_advertised_host: the worker's web server (off unless web_port is set; 0 picks a
+        free port), its bind address (default 127.0.0.1) and the host other workers reach it at (docs/operations.md).
+    metrics_recording_level: "info" (default), "debug" (adds per-read cache hit counts) or "off".
     """
 
     def __init__(
@@ -88,6 +90,10 @@ class App:
         sasl_mechanism: str | None = None,
         sasl_plain_username: str | None = None,
         sasl_plain_password: str | None = None,
+        web_port: int | None = None,
+        web_host: str | None = None,
+        web_advertised_host: str | None = None,
+        metrics_recording_level: str | None = None,
     ) -> None:
         self.config = StreamsConfig.build(app_id, {
             "brokers": brokers, "processing_guarantee": processing_guarantee, "state_dir": state_dir,
@@ -97,6 +103,8 @@ class App:
             "cache_max_bytes": cache_max_bytes,
             "security_protocol": security_protocol, "ssl_context": ssl_context, "sasl_mechanism": sasl_mechanism,
             "sasl_plain_username": sasl_plain_username, "sasl_plain_password": sasl_plain_password,
+            "web_port": web_port, "web_host": web_host, "web_advertised_host": web_advertised_host,
+            "metrics_recording_level": metrics_recording_level,
         })
         self.builder = TopologyBuilder(app_id)
         self.schedules: list[Schedule] = []
@@ -305,17 +313,18 @@ class App:
         self.startup_tasks.append(fn)
         return fn
 
-    def store(self, name: str) -> StoreView:
-        """Query a store of the worker running in this process."""
+    def store(self, name: str) -> RoutedStoreView:
+        """Query a store: a key's lookup is answered by whichever worker holds the key (docs/operations.md).
+
+        It needs a worker of this app running in this process; keys held by workers in other processes
+        are asked of their web servers, so those need web_port.  Scans cover this process's tasks only.
+        """
         spec = self.builder.stores.get(name)
         if spec is None:
             raise KeyError(f"no store named {name!r}; stores: {sorted(self.builder.stores)}")
-        workers = running_workers(self.app_id)
-        if not workers:
+        if not running_workers(self.app_id):
             raise RuntimeError("interactive queries need a running worker of this app in this process")
-        if spec.kind == GLOBAL_KIND:
-            return store_view(spec, [workers[0].global_tables.stores[name]])
-        return store_view(spec, [t.stores[name] for w in workers for t in w.tasks.values() if name in t.stores])
+        return RoutedStoreView(self.app_id, spec)
 
     # -- running
 

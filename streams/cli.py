@@ -8,11 +8,14 @@
     streams replay module:app --to-earliest | --to-datetime ISO | --by-duration PT1H | --to-offset N [--dry-run]
     streams reset module:app         replay from the earliest offsets and delete internal topics
     streams rebuild module:app       wipe local state; the next start restores it from changelogs
+    streams lag module:app           per-partition and total lag of the app's consumer group
 
 A user's mistake (a module path that does not import, a missing topic, a
 broker that cannot be reached, a local:// directory another process holds, a
 bad setting) prints `error: ...` and a hint, and exits with status 2;
 --traceback shows the stack instead.
+
+Operations options (--log-format, worker --web-port and --web-host, lag) live in streams/cli_ops.py.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from streams import cli_ops
 from streams.errors import StreamsError
 
 if TYPE_CHECKING:
@@ -78,7 +82,7 @@ def _parser(with_app_argument: bool) -> argparse.ArgumentParser:
             sub.add_argument("app", help="module:attribute of the App")
         return sub
 
-    command("worker", "run a worker until SIGTERM or SIGINT")
+    worker = command("worker", "run a worker until SIGTERM or SIGINT")
     describe = command("describe", "print the topology")
     describe.add_argument("--mermaid", action="store_true", help="print a Mermaid flowchart")
     command("topics", "list the topics the app reads, writes and creates, with their partitions")
@@ -103,22 +107,25 @@ def _parser(with_app_argument: bool) -> argparse.ArgumentParser:
     rebuild = command("rebuild", "wipe local state so the next start restores it")
     for sub in (replay, reset, rebuild):
         sub.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
+    cli_ops.add_arguments(parser, command, worker)
     return parser
 
 
 def _execute(app: App, args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    cli_ops.setup_logging(args)
     if args.command == "describe":
         print(app.describe(mermaid=args.mermaid), end="")
         return 0
     if args.command == "worker":
         from streams.progress import RestoreProgressBar
 
+        cli_ops.apply_worker_flags(app, args)
         app.run(restore_progress=RestoreProgressBar() if sys.stderr.isatty() else None)
         return 0
     if args.command != "rebuild":  # rebuild only touches local state
         asyncio.run(_reach_brokers(app))
+    if args.command == "lag":
+        return cli_ops.lag_command(app, args)
     if args.command == "topics":
         return asyncio.run(_topics(app))
     if args.command == "send":

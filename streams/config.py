@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -27,8 +28,10 @@ GUARANTEES = ("at_least_once", "exactly_once_v2", "exactly_once")
 ON_ERROR = ("dlq", "skip", "fail")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER")
+RECORDING_LEVELS = ("off", "info", "debug")
 DEFAULT_BROKERS = "127.0.0.1:9092"
 APP_ID = re.compile(r"[A-Za-z0-9._-]+")
+_HOST = re.compile(r"[A-Za-z0-9_.:-]+")
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
@@ -112,6 +115,10 @@ class StreamsConfig:
     sasl_mechanism: str | None = None
     sasl_plain_username: str | None = None
     sasl_plain_password: str | None = field(default=None, repr=False)
+    web_port: int | None = None
+    web_host: str = "127.0.0.1"
+    web_advertised_host: str | None = None
+    metrics_recording_level: str = "info"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -148,6 +155,15 @@ class StreamsConfig:
             if not isinstance(value, Mapping):
                 raise ValueError(f"{name}: expected a mapping of client settings, got {type(value).__name__}")
             set_(self, name, dict(value))
+        if self.web_port is not None:
+            _integer("web_port", self.web_port, low=0)
+            if self.web_port > 65535:
+                raise ValueError(f"web_port: must be at most 65535 (0 picks a free port), got {self.web_port!r}")
+        for name in ("web_host", "web_advertised_host"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not _HOST.fullmatch(value)):
+                raise ValueError(f"{name}: expected a host name or IP address, got {value!r}")
+        _choice("metrics_recording_level", self.metrics_recording_level, RECORDING_LEVELS)
 
     # -- derived values
 
@@ -163,6 +179,19 @@ class StreamsConfig:
     @property
     def dlq_topic(self) -> str:
         return f"{self.app_id}-dlq"
+
+    @property
+    def advertised_host(self) -> str:
+        """The host that other workers and users reach this worker's web server at (Kafka Streams'
+        application.server, less the port, which is known once the server is bound).
+
+        It defaults to web_host, or to this machine's name when web_host is a wildcard address
+        that nobody could connect to.
+        """
+        host = self.web_advertised_host or self.web_host
+        if host in ("0.0.0.0", "::"):
+            host = socket.gethostname()
+        return f"[{host}]" if ":" in host else host
 
     def client_config(self) -> dict[str, Any]:
         """Connection and security settings that every Kafka client gets, the admin client included."""
@@ -261,4 +290,8 @@ ENV_PARSERS = {
     "sasl_mechanism": _env_str,
     "sasl_plain_username": _env_str,
     "sasl_plain_password": _env_str,
+    "web_port": _env_int,
+    "web_host": _env_str,
+    "web_advertised_host": _env_str,
+    "metrics_recording_level": _env_str,
 }

@@ -70,3 +70,15 @@ class GenerationFencedError(StreamsError):
     The group rebalanced without this worker: its tasks may run elsewhere now,
     so it aborts its transaction, closes them without committing and rejoins.
     """
+
+
+class StoreUnavailableError(StreamsError):
+    """An interactive query cannot be answered right now: the key's task is moving or restoring.
+
+    Retrying after `retry_after` seconds usually succeeds; the framework never
+    answers such a query with a value that may be wrong.
+    """
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

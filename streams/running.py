@@ -47,8 +47,11 @@ class Run:
 
     @property
     def metrics(self) -> Mapping[str, int]:
-        """The worker's counters: records_processed, dlq_records, skipped_records, late_records, ..."""
-        return self.worker.metrics.counters
+        """The worker's counters summed over tasks: records_processed, dlq_records, skipped_records, late_records, ...
+
+        docs/operations.md lists them; /metrics on the worker's web server has them per task, topic and node.
+        """
+        return self.worker.metrics.totals()
 
     async def send(self, topic: str | Topic, key: Any = None, value: Any = None, *, headers: HeadersLike = None,
                    timestamp: int | None = None) -> None:

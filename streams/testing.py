@@ -29,6 +29,7 @@ from typing import Any
 from streams.app import App
 from streams.compiler.compile import plan_tasks
 from streams.dsl.topic import Topic, declared_topic, serdes_for, topic_name
+from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
 from streams.processors.endpoints import Source
 from streams.processors.record_cache import CacheBudget
@@ -77,9 +78,10 @@ class TestDriver:
             self.partition_counts.setdefault(store.topic, counts.get(store.topic, 1))
         global_views = {name: TaskGlobalStore(store) for name, store in self.global_stores.items()}
         budget = CacheBudget(self.config.cache_max_bytes)
+        self.metrics = Metrics(self.config.metrics_recording_level)
         self.tasks = {
             task_id: Task(plan, self.config.app_id, self.partition_counts, self.error_policy,
-                          clock=lambda: self.wall_clock, cache_budget=budget,
+                          metrics=self.metrics, clock=lambda: self.wall_clock, cache_budget=budget,
                           stores={**{s.name: TaskStore(s, plan.partition, None) for s in plan.subtopology.stores},
                                   **global_views})
             for task_id, plan in self.plan.tasks.items()

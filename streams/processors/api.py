@@ -48,6 +48,7 @@ class Processor:
         self.name = name
         self.children: list[Processor] = []
         self.context: ProcessorContext | None = None
+        self.records_in = 0  # records handed to this node, counted per batch for its rate on the topology page
 
     def init(self, context: ProcessorContext) -> None:
         self.context = context
@@ -57,7 +58,9 @@ class Processor:
 
     def forward(self, batch: list[Record]) -> None:
         if batch:
+            count = len(batch)
             for child in self.children:
+                child.records_in += count
                 child.process(batch)
 
     def punctuate(self, wall_clock_ms: int) -> None:

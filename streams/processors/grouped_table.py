@@ -77,7 +77,7 @@ class TableGroupBy(StoreProcessor):
         selector, name, out = self.selector, self.name, []
         for r in batch:
             if r.key is None:
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             try:
                 key = serialize_key(r.key)
@@ -123,7 +123,7 @@ class TableAggregate(StoreProcessor):
         initializer, adder, subtractor, out = self.initializer, self.adder, self.subtractor, []
         for r in batch:
             if r.key is None or r.value is None:
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             old, new = r.value
             try:

@@ -49,7 +49,7 @@ class Aggregate(StoreProcessor):
         grown = 0
         for r in batch:
             if r.key is None or r.value is None:
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             try:
                 key = serialize_key(r.key)
@@ -249,7 +249,7 @@ class VersionedTableSource(Processor):
         put_version, put, delete, out = self.versions.put, self.latest.put, self.latest.delete, []
         for r in batch:
             if r.key is None:
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             try:
                 key = self.key_serde.serialize(r.key)
@@ -259,7 +259,7 @@ class VersionedTableSource(Processor):
                 continue
             placed = put_version(key, r.timestamp, value)
             if placed == DROPPED:
-                self.context.metrics.incr("late_records")
+                self.context.metrics.incr("late_records", 1, self.name)
             elif placed == LATEST:
                 if value is None:
                     delete(key)

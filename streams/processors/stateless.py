@@ -177,6 +177,7 @@ class Split(Processor):
         for branch, records in routed.items():
             child = self.branches.get(branch)
             if child is not None:
+                child.records_in += len(records)
                 child.process(records)
 
 

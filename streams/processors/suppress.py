@@ -143,7 +143,7 @@ class Suppress(Processor):
         started = self.stream_time
         for r in batch:
             if r.key is None:
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             try:
                 key = self.key_serde.serialize(r.key)
@@ -178,7 +178,7 @@ class Suppress(Processor):
                     f"max_records={max_records} or max_bytes={max_bytes}; raise the limit, or use "
                     f'until_time_limit(..., when_full="emit_early")')
             self._emit(buffer.pop_due(None), out)
-            self.context.metrics.incr("suppress_early_emits")
+            self.context.metrics.incr("suppress_early_emits", 1, self.name)
 
     def _emit(self, updates: list[tuple[bytes, int, bytes | None]], out: list[Record]) -> None:
         deserialize_key, deserialize = self.key_serde.deserialize, self.value_serde.deserialize

@@ -18,6 +18,11 @@ group's partitions to tasks and places them so that:
 All input partitions of a task always go to the same member.  Everything here
 is pure logic, run once per rebalance by the group leader; bench/assignor_sim.py
 measures it on large synthetic groups.
+
+Members also tell the leader the host:port of their web server, if they run
+one, and the leader hands every member the whole map of which endpoint runs
+which active and standby tasks: that is how any worker knows where each key of
+each store lives (interactive queries, streams/runtime/queries.py).
 """
 
 from __future__ import annotations
@@ -45,9 +50,11 @@ class MemberState:
     owned: list[str] = field(default_factory=list)
     standby: list[str] = field(default_factory=list)
     local: list[str] = field(default_factory=list)
+    endpoint: str = ""  # host:port of the member's web server; "" without one
 
     def encode(self) -> bytes:
-        return orjson.dumps({"owned": self.owned, "standby": self.standby, "local": self.local})
+        return orjson.dumps({"owned": self.owned, "standby": self.standby, "local": self.local,
+                             "endpoint": self.endpoint})
 
     @classmethod
     def decode(cls, data: bytes) -> MemberState:
@@ -55,9 +62,18 @@ class MemberState:
             return cls()
         try:
             raw = orjson.loads(data)
-            return cls(list(raw.get("owned", [])), list(raw.get("standby", [])), list(raw.get("local", [])))
+            return cls(list(raw.get("owned", [])), list(raw.get("standby", [])), list(raw.get("local", [])),
+                       str(raw.get("endpoint") or ""))
         except (orjson.JSONDecodeError, AttributeError, TypeError):
             return cls()
+
+
+@dataclass
+class HostTasks:
+    """The tasks one endpoint runs, as the leader assigned them."""
+
+    active: list[str] = field(default_factory=list)
+    standby: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -67,14 +83,18 @@ class TaskAssignment:
     active: list[str]
     standby: list[str]
     leader: str
+    hosts: dict[str, HostTasks] = field(default_factory=dict)  # endpoint -> its tasks, for every member with one
 
     def encode(self) -> bytes:
-        return orjson.dumps({"active": self.active, "standby": self.standby, "leader": self.leader})
+        hosts = {endpoint: {"active": h.active, "standby": h.standby} for endpoint, h in self.hosts.items()}
+        return orjson.dumps({"active": self.active, "standby": self.standby, "leader": self.leader, "hosts": hosts})
 
     @classmethod
     def decode(cls, data: bytes) -> TaskAssignment:
         raw = orjson.loads(data) if data else {}
-        return cls(list(raw.get("active", [])), list(raw.get("standby", [])), raw.get("leader", ""))
+        hosts = {endpoint: HostTasks(list(h.get("active", [])), list(h.get("standby", [])))
+                 for endpoint, h in (raw.get("hosts") or {}).items()}
+        return cls(list(raw.get("active", [])), list(raw.get("standby", [])), raw.get("leader", ""), hosts)
 
 
 class _Shares:
@@ -355,12 +375,18 @@ class TaskAssignor:
         active = distribute(plan.tasks, states, stateful)
         standby = place_standbys(active, states, self._standby_replicas, stateful)
         leader = min(members)
+        hosts: dict[str, HostTasks] = {}
+        for member, state in sorted(states.items()):
+            if state.endpoint:
+                host = hosts.setdefault(state.endpoint, HostTasks())
+                host.active.extend(active[member])
+                host.standby.extend(standby[member])
         out = {}
         for member in members:
             partitions: list[TopicPartition] = sorted(
                 tp for task in active[member] for tp in plan.tasks[task].inputs
             )
-            data = TaskAssignment(active[member], standby[member], leader).encode()
+            data = TaskAssignment(active[member], standby[member], leader, hosts).encode()
             out[member] = MemberAssignment(tuple(partitions), data)
         return out
 

@@ -31,6 +31,15 @@ class StandbyTasks:
     def task_ids(self) -> set[str]:
         return set(self.stores)
 
+    def partitions(self) -> list[TopicPartition]:
+        """The changelog partitions followed."""
+        return list(self._by_partition)
+
+    def position(self, changelog: TopicPartition) -> int | None:
+        """The next changelog offset the standby store will apply."""
+        restorer = self._by_partition.get(changelog)
+        return None if restorer is None else restorer.position
+
     async def update(self, wanted: Iterable[str]) -> None:
         """Keep standbys for exactly the wanted task ids, and follow their changelogs."""
         wanted = set(wanted)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from streams.state.cache import CachedStore
+from streams.state.cache import CachedStore, CountingCachedStore
 from streams.state.memory import InMemoryStore
 from streams.state.restore import readable_rows
 from streams.state.rocksdb import RocksDBConfig, RocksDBStore
@@ -26,7 +26,7 @@ class TaskStore:
     """One store of one task, as processors and the commit protocol see it."""
 
     def __init__(self, spec: StoreSpec, partition: int, path: Path | None,
-                 config: RocksDBConfig | None = None) -> None:
+                 config: RocksDBConfig | None = None, count_reads: bool = False) -> None:
         self.spec = spec
         self.config = config
         self.name = spec.name
@@ -36,7 +36,7 @@ class TaskStore:
         self.source_topic_changelog = bool(spec.options.get("source_topic"))
         self.rebuilt = False
         self.local = self._open()
-        self.cache = CachedStore(self.local)
+        self.cache = (CountingCachedStore if count_reads else CachedStore)(self.local)
         self.checkpoint_before_restore = self.local.checkpoint()
 
     def _open(self) -> RocksDBStore | InMemoryStore:

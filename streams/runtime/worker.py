@@ -13,13 +13,21 @@ ones, load the global tables, join the group.
 Under exactly-once a new task starts only once its input offsets are stable:
 while an older owner's transaction still holds offsets for them (it crashed or
 froze mid-commit), the task waits, its partitions paused, and the loop retries.
+
+With web_port set the worker also runs a web server (streams/runtime/web/),
+started before it joins the group so that it can advertise the server's
+host:port to the other workers; metrics are kept whether or not anyone reads
+them (streams/metrics.py, exported by streams/runtime/prometheus.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import signal
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -30,9 +38,10 @@ from rocksdict import Cache
 from streams.compiler.compile import CompiledTopology, PhysicalPlan, plan_tasks
 from streams.config import StreamsConfig
 from streams.errors import GenerationFencedError, TaskFencedError, TopologyError, UnsupportedBrokerError
-from streams.metrics import Metrics
+from streams.metrics import Metrics, Stopwatch
 from streams.partitioner import KeyPartitioner
 from streams.processors.record_cache import CacheBudget
+from streams.runtime import logcontext
 from streams.runtime.assignor import MemberState, TaskAssignor
 from streams.runtime.clients import no_such_topics, place
 from streams.runtime.commit import CommitStats, commit_tasks
@@ -52,6 +61,7 @@ from streams.runtime.topics import (
 from streams.runtime.transactions import TaskTransactions, WorkerTransaction
 from streams.serdes import check_serdes
 from streams.state.global_store import TaskGlobalStore, global_specs
+from streams.state.restore import RestoreProgress
 from streams.state.rocksdb import RocksDBConfig
 from streams.task.errors_policy import ErrorPolicy
 from streams.task.ordering import in_send_order, process_poll
@@ -64,7 +74,10 @@ log = logging.getLogger(__name__)
 # unless the worker comes back first; until then its input partitions cannot move to another worker.
 TRANSACTION_TIMEOUT_MS = 10_000
 WAITING_RETRY_S = 0.2
+OFFSET_SAMPLE_S = 2.0
+"""How often a recording worker looks up the end offsets that its lag figures need."""
 _running: dict[str, list[Worker]] = {}
+_numbers = itertools.count(1)
 
 
 def running_workers(app_id: str) -> list[Worker]:
@@ -86,9 +99,17 @@ class Worker:
         for schedule in schedules:
             self.scheduler.add(schedule)
         self.tasks: dict[str, Task] = {}
-        self.metrics = Metrics()
+        self.name = f"{socket.gethostname()}-{os.getpid()}-{next(_numbers)}"  # in logs, metric labels and web answers
+        self.metrics = Metrics(config.metrics_recording_level)
         self.commit_stats = CommitStats()
         self.cache_budget = CacheBudget(config.cache_max_bytes)  # shared by the record caches of all tasks
+        self.rebalances = Stopwatch()
+        self.restoring: dict[tuple[str, str], RestoreProgress] = {}  # (task, store) -> its latest restore
+        self.committed_offsets: dict[TopicPartition, int] = {}
+        self.end_offsets: dict[TopicPartition, int] = {}
+        self.standby_end_offsets: dict[TopicPartition, int] = {}
+        self.web: Any = None
+        self.endpoint: str | None = None  # host:port of the web server, advertised to the group
         self.topology = topology
         self.plan: PhysicalPlan | None = None
         self.partition_counts: dict[str, int] = {}
@@ -115,6 +136,7 @@ class Worker:
         self.restore_results: list[RestoreResult] = []
         self.restore_progress: Callable[[str, int, Any], None] | None = None
         self._isolation_level = "read_committed" if config.exactly_once else "read_uncommitted"
+        self._sampler: asyncio.Task[None] | None = None
 
     # -- lifecycle
 
@@ -148,9 +170,16 @@ class Worker:
 
     async def start(self) -> None:
         self.event_loop = asyncio.get_running_loop()
+        logcontext.APP_ID.set(self.config.app_id)
+        logcontext.WORKER.set(self.name)
         _running.setdefault(self.config.app_id, []).append(self)
         # Serdes that need a service (a schema registry) stop the worker here if it is missing.
         await asyncio.to_thread(check_serdes, self.topology.serdes())
+        if self.config.web_port is not None:
+            from streams.runtime.web.server import WebServer
+
+            self.web = WebServer(self)
+            self.endpoint = await self.web.start()
         self.admin = self.transport.admin()
         await self.admin.start()
         await create_declared_topics(self.admin, self.topology.declared_topics)
@@ -189,13 +218,20 @@ class Worker:
                                                 isolation_level=self._isolation_level,
                                                 config=self.config.consumer_config)
         self.consumer.subscribe(self.topology.all_source_topics, self)
+        self.rebalances.start()  # the first join is a rebalance too; the first assignment ends it
         await self.consumer.start()
+        if self.metrics.recording:
+            self._sampler = asyncio.create_task(self._sample_offsets_periodically())
         self.scheduler.start()
         self._started.set()
         log.info("worker of %s started with %d tasks in its plan", self.config.app_id, len(self.plan.tasks))
 
     async def shutdown(self, commit: bool = True) -> None:
         """Leave the group; commit first unless the loop failed (then the last commit stands)."""
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
+            self._sampler = None
         try:
             if commit and self.consumer is not None and self.tasks:
                 async with self._lock:
@@ -237,6 +273,12 @@ class Worker:
         if self.worker_id is not None:
             self.worker_id.release()
             self.worker_id = None
+        if self.web is not None:
+            try:
+                await self.web.stop()
+            except Exception:
+                log.exception("stopping the web server failed")
+            self.web = None
         workers = _running.get(self.config.app_id, [])
         if self in workers:
             workers.remove(self)
@@ -325,13 +367,64 @@ class Worker:
         root = self.config.state_path()
         on_disk = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
         local = {t for t in on_disk if t in self.plan.tasks} - owned - standby
-        return MemberState(owned=sorted(owned), standby=sorted(standby), local=sorted(local))
+        return MemberState(owned=sorted(owned), standby=sorted(standby), local=sorted(local),
+                           endpoint=self.endpoint or "")
 
     async def _update_standbys(self) -> None:
         """Follow the changelogs of the standby tasks the leader gave this worker."""
         assignment = self.assignor.assignment if self.assignor is not None else None
         wanted = set(assignment.standby) if assignment is not None else set()
         await self.standbys.update({t for t in wanted - set(self.tasks) if t in self.plan.tasks})
+
+    @property
+    def ready(self) -> bool:
+        """Every task the group assigned here is restored and running, and no rebalance is under way."""
+        if not self._started.is_set() or self._stopping.is_set() or self.rebalances.running:
+            return False
+        assignment = self.assignor.assignment if self.assignor is not None else None
+        return assignment is not None and all(task_id in self.tasks for task_id in assignment.active)
+
+    def standby_lag(self, task_id: str, store_name: str) -> int | None:
+        """Changelog records a standby store has not applied yet, as of the last end-offset lookup."""
+        store = self.standbys.stores.get(task_id, {}).get(store_name) if self.standbys is not None else None
+        if store is None or store.changelog is None:
+            return None
+        end = self.standby_end_offsets.get(store.changelog)
+        position = self.standbys.position(store.changelog)
+        if end is None or position is None:
+            return None
+        return max(0, end - position)
+
+    async def refresh_standby_lag(self, task_id: str, store_name: str) -> None:
+        """Look up the end of one standby store's changelog now, so that its lag is current."""
+        store = self.standbys.stores.get(task_id, {}).get(store_name) if self.standbys is not None else None
+        if store is not None and store.changelog is not None and self.admin is not None:
+            self.standby_end_offsets.update(await self.admin.list_offsets([store.changelog], "latest"))
+
+    async def sample_offsets(self) -> None:
+        """Look up the end offsets of the input partitions and of the standby changelogs, for lag figures.
+
+        Through the admin client, never the worker's consumers: a lookup on a consumer in the
+        middle of a poll or of a standby's reassignment could delay its fetches.
+        """
+        if self.admin is None:
+            return
+        inputs = [tp for task in list(self.tasks.values()) for tp in task.plan.inputs]
+        if inputs:
+            self.end_offsets = await self.admin.list_offsets(inputs, "latest")
+        changelogs = self.standbys.partitions() if self.standbys is not None else []
+        if changelogs:
+            self.standby_end_offsets = await self.admin.list_offsets(changelogs, "latest")
+
+    async def _sample_offsets_periodically(self) -> None:
+        while True:
+            try:
+                await self.sample_offsets()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a rebalance or a deleted topic: the next round tries again
+                log.debug("end offset lookup failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(OFFSET_SAMPLE_S)
 
     @property
     def is_leader(self) -> bool:
@@ -342,6 +435,7 @@ class Worker:
     # -- rebalance listener
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.rebalances.start()
         async with self._lock:
             try:
                 await self._commit()
@@ -352,6 +446,9 @@ class Worker:
             for task_id in sorted(gone):
                 await self._close_task(task_id)
             self.waiting -= gone
+            for tp in revoked:
+                self.committed_offsets.pop(tp, None)
+                self.end_offsets.pop(tp, None)
             if revoked:
                 log.info("revoked %d partitions; %d tasks remain", len(revoked), len(self.tasks))
 
@@ -364,6 +461,7 @@ class Worker:
             await self._update_standbys()
             log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
         self.consumer.resume(assigned - {tp for task_id in self.waiting for tp in self.plan.tasks[task_id].inputs})
+        self.rebalances.stop()
         self._assigned.set()
 
     async def _start_tasks(self, task_ids: list[str]) -> None:
@@ -393,7 +491,7 @@ class Worker:
         created = await self._create_tasks(ready)
         for task in created.values():
             for tp in task.plan.inputs:
-                task.positions[tp] = await self.consumer.position(tp)
+                task.positions[tp] = self.committed_offsets[tp] = await self.consumer.position(tp)
         self.tasks.update(created)  # all at once: readers of the tasks' stores never see a part of them
 
     async def _start_waiting(self) -> None:
@@ -431,8 +529,21 @@ class Worker:
     def _open_stores(self, task_id: str) -> dict[str, TaskStore]:
         plan = self.plan.tasks[task_id]
         return {spec.name: TaskStore(spec, plan.partition, self.config.state_path(task_id, spec.name),
-                                     self.store_config)
+                                     self.store_config, count_reads=self.metrics.debug)
                 for spec in plan.subtopology.stores}
+
+    def _restore_listener(self, task_id: str) -> Callable[[str, int, RestoreProgress], None]:
+        """Keeps restore progress for the metrics, and passes it on to the CLI's progress bar, if any."""
+        done: dict[str, int] = {}
+
+        def listener(store_name: str, partition: int, progress: RestoreProgress) -> None:
+            self.restoring[(task_id, store_name)] = progress
+            self.metrics.incr("records_restored", progress.restored - done.get(store_name, 0), task_id, store_name)
+            done[store_name] = progress.restored
+            if self.restore_progress is not None:
+                self.restore_progress(store_name, partition, progress)
+
+        return listener
 
     async def _create_tasks(self, task_ids: list[str]) -> dict[str, Task]:
         """Open the tasks' stores, restore them from their changelogs, then build the tasks."""
@@ -442,16 +553,20 @@ class Worker:
             opened[task_id] = self._open_stores(task_id)
         # One store after another: restoring them all at once (restore_stores over every store) measured
         # no faster here, and the exactly_once_v2 zombie test failed 2 of 3 runs with it (docs/performance.md).
-        for stores in opened.values():
-            for store in stores.values():
-                restore_to = None
-                if store.source_topic_changelog and not store.spec.options.get("preload"):
-                    # Restored only as far as the task had processed its topic: the task reads the
-                    # rest in timestamp order with its other inputs (streams/task/ordering.py).
-                    restore_to = {store.changelog: await self.consumer.committed(store.changelog) or 0}
-                self.restore_results.extend(await restore_stores([store], self._restore_consumer,
-                                                                 on_progress=self.restore_progress,
-                                                                 restore_to=restore_to))
+        for task_id, stores in opened.items():
+            token = logcontext.TASK.set(task_id)
+            try:
+                for store in stores.values():
+                    restore_to = None
+                    if store.source_topic_changelog and not store.spec.options.get("preload"):
+                        # Restored only as far as the task had processed its topic: the task reads the
+                        # rest in timestamp order with its other inputs (streams/task/ordering.py).
+                        restore_to = {store.changelog: await self.consumer.committed(store.changelog) or 0}
+                    self.restore_results.extend(await restore_stores([store], self._restore_consumer,
+                                                                     on_progress=self._restore_listener(task_id),
+                                                                     restore_to=restore_to))
+            finally:
+                logcontext.TASK.reset(token)
         created = {}
         for task_id, stores in opened.items():
             stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
@@ -494,8 +609,12 @@ class Worker:
         (streams/task/ordering.py)."""
         by_task: dict[str, dict[TopicPartition, list[RawRecord]]] = defaultdict(dict)
         task_of = self.plan.task_of
+        recording, counters = self.metrics.recording, self.metrics.counters
         for tp, raws in batches.items():
-            by_task[task_of[tp]][tp] = raws
+            task_id = task_of[tp]
+            by_task[task_id][tp] = raws
+            if recording:
+                counters[("records_consumed", task_id, tp.topic)] += len(raws)
         for task_id in self._holding():
             by_task.setdefault(task_id, {})  # records held back for timestamp order may be due now
         work = [(task, task_batches) for task_id, task_batches in by_task.items()
@@ -506,7 +625,11 @@ class Worker:
         outputs = process_poll(work)
         for task, _batches in work:
             if task.agents:
-                await task.drain_agents()
+                token = logcontext.TASK.set(task.task_id)
+                try:
+                    await task.drain_agents()
+                finally:
+                    logcontext.TASK.reset(token)
                 outputs.append((task, task.take_output()))
         await self._send_output(outputs)
 
@@ -576,9 +699,10 @@ class Worker:
         else:
             producer_of = lambda task: self.producer
         try:
-            await commit_tasks(self.tasks.values(), producer_of, self.consumer, exactly_once=self.config.exactly_once,
-                               producer_per_task=self.config.producer_per_task, group_id=self.config.app_id,
-                               stats=self.commit_stats, send_output=self._send_flushed)
+            self.committed_offsets.update(await commit_tasks(
+                self.tasks.values(), producer_of, self.consumer, exactly_once=self.config.exactly_once,
+                producer_per_task=self.config.producer_per_task, group_id=self.config.app_id,
+                stats=self.commit_stats, send_output=self._send_flushed))
         except Exception as exc:
             if not self.config.exactly_once or isinstance(exc, UnsupportedBrokerError):
                 raise

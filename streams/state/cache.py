@@ -117,6 +117,27 @@ class CachedStore:
         return f"CachedStore({self.store!r}, {len(self._cache)} pending)"
 
 
+class CountingCachedStore(CachedStore):
+    """A CachedStore that counts reads served from pending writes (hits) and from the store (misses).
+
+    That is an addition per read, so the worker uses it only at the "debug"
+    metrics recording level.
+    """
+
+    def __init__(self, store: CheckpointedStore) -> None:
+        super().__init__(store)
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._cache.get(key, _MISSING)
+        if value is _MISSING:
+            self.misses += 1
+            return self.store.get(key)
+        self.hits += 1
+        return value  # type: ignore[return-value]
+
+
 def _overlay(pending: list[Change], stored: Iterator[Entry]) -> Iterator[Entry]:
     """Merge sorted pending changes over sorted stored entries: pending wins, None hides."""
     following = next(stored, None)

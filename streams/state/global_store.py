@@ -46,8 +46,13 @@ class GlobalStore:
         return self.local.get(ROWS + key)
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
-        for key, value in self.local.range(ROWS, prefix_end(ROWS)):
-            yield key[1:], value
+        return self.range()
+
+    def range(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Rows with start <= key < end, by key."""
+        high = prefix_end(ROWS) if end is None else ROWS + end
+        for key, value in self.local.range(ROWS + (start or b""), high):
+            yield key[len(ROWS):], value
 
     def approximate_count(self) -> int:
         return max(0, self.local.approximate_count() - len(self.offsets()))

@@ -209,6 +209,12 @@ class RocksDBStore:
         """RocksDB's estimate: cheap, but counts overwritten and deleted keys until compaction."""
         return self._db.property_int_value("rocksdb.estimate-num-keys") or 0
 
+    def size_bytes(self) -> dict[str, int]:
+        """On-disk and in-memory size, from RocksDB's own properties (cheap: no scan)."""
+        db = self._db
+        return {"sst": db.property_int_value("rocksdb.total-sst-files-size") or 0,
+                "memtable": db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0}
+
     def checkpoint(self) -> int | None:
         raw = self._meta.get(_CHECKPOINT_KEY)
         return None if raw is None else _CHECKPOINT.unpack(raw)[0]

@@ -16,7 +16,7 @@ from typing import Any
 from streams.compiler.compile import TaskPlan
 from streams.errors import ProcessingError, TopologyError, UnknownTopicError
 from streams.gcpause import gc_paused
-from streams.metrics import Metrics
+from streams.metrics import Metrics, TaskMetrics
 from streams.partitioner import KeyPartitioner
 from streams.processors.agents import AgentProcessor
 from streams.processors.api import Processor
@@ -26,6 +26,7 @@ from streams.processors.record_cache import CacheBudget
 from streams.processors.stateless import Split
 from streams.record import Record
 from streams.serdes import Serde
+from streams.task.context import TASK
 from streams.task.errors_policy import ErrorPolicy
 from streams.task.ordering import TaskInputs
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
@@ -60,7 +61,7 @@ class Task:
         self.partition_counts = partition_counts
         self.error_policy = error_policy
         self.stores = dict(stores or {})
-        self.metrics = metrics or Metrics()
+        self.metrics: TaskMetrics = (metrics or Metrics()).for_task(self.task_id)
         self.clock = clock
         self.cache_budget = cache_budget
         self.output: list[OutRecord] = []
@@ -154,9 +155,12 @@ class Task:
                     new(OutRecord, (topic, place(key, partitions) if (h := known(key)) is None else h % partitions,
                                     key, value, r.timestamp, r.headers))
                     for key, value, r in zip(keys, values, records, strict=True)])
+                if self.metrics.recording:
+                    self.metrics.incr("records_produced", len(records), topic)
                 return
         serialize_key, serialize_value = key_serde.serialize, value_serde.serialize
         append = self.output.append
+        before = len(self.output)
         for r in records:
             try:
                 key = serialize_key(r.key)
@@ -167,6 +171,8 @@ class Task:
             h = hashes.get(key)
             partition = place(key, partitions) if h is None else h % partitions
             append(new(OutRecord, (topic, partition, key, value, r.timestamp, r.headers)))
+        if self.metrics.recording:
+            self.metrics.incr("records_produced", len(self.output) - before, topic)
 
     def _emit_unplaced(self, topic: str, records: list[Record], key_serde: Serde, value_serde: Serde,
                        partitioner: Callable[[bytes | None, int], int] | None) -> None:
@@ -208,9 +214,10 @@ class Task:
             raise ProcessingError(operator, origin.topic, origin.partition, origin.offset, exc) from exc
         if policy.mode == "dlq" and origin is not None:
             self.output.append(policy.dead_letter(origin, exc, operator, self.partition_counts))
-            self.metrics.incr("dlq_records")
+            self.metrics.incr("dlq_records", 1, operator)
+            self.metrics.incr("records_produced", 1, policy.dlq_topic)
         else:
-            self.metrics.incr("skipped_records")
+            self.metrics.incr("skipped_records", 1, operator)
         log.warning("task %s: %s failed on %s: %s: %s", self.task_id, operator,
                     _where(origin), type(exc).__name__, exc)
 
@@ -225,41 +232,60 @@ class Task:
         task with a join may hold some back, and
         process({}) releases them once they are due.
         """
-        with gc_paused():
-            positions, inputs = self.positions, self.inputs
-            for tp, raws in batches.items():
+        metrics = self.metrics
+        token = TASK.set(self.task_id)
+        try:
+            if not metrics.recording:
+                with gc_paused():
+                    self._process(batches)
+                return
+            started = time.perf_counter()
+            with gc_paused():
+                processed = self._process(batches)
+            if processed:
+                metrics.latency.observe(time.perf_counter() - started, processed)
+        finally:
+            TASK.reset(token)
+
+    def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> int:
+        """process() without the timing; returns how many records went through the topology."""
+        positions, inputs = self.positions, self.inputs
+        for tp, raws in batches.items():
+            if not raws:
+                continue
+            if tp.topic not in self.sources:
+                raise TopologyError(f"task {self.task_id} does not read {tp.topic!r}")
+            position = positions.get(tp)
+            if position is not None and raws[0].offset < position:
+                raws = [r for r in raws if r.offset >= position]
                 if not raws:
                     continue
-                if tp.topic not in self.sources:
-                    raise TopologyError(f"task {self.task_id} does not read {tp.topic!r}")
-                position = positions.get(tp)
-                if position is not None and raws[0].offset < position:
-                    raws = [r for r in raws if r.offset >= position]
-                    if not raws:
-                        continue
-                inputs.add(tp, raws)
-                positions[tp] = raws[-1].offset + 1
-            newest, processed, sources = self._stream_time, 0, self.sources
-            for tp, records, raws in inputs.take(self.clock() if inputs.hold else 0, self.caught_up):
-                readers = sources[tp.topic]
-                if records:
-                    readers[0].forward(records)
-                    latest = max(map(_timestamp, records))
-                    if latest > newest:
-                        newest = latest
-                    processed += len(records)
-                for reader in readers[1:]:  # the topic's other streams and agents read the same raw records
-                    reader.forward(reader.read(raws))
-            self._stream_time = newest
-            if processed:
-                self.metrics.incr("records_processed", processed)
-            self.offsets.update(inputs.advanced())
+            inputs.add(tp, raws)
+            positions[tp] = raws[-1].offset + 1
+        newest, processed, sources = self._stream_time, 0, self.sources
+        counters, task_id = self.metrics.counters, self.task_id
+        for tp, records, raws in inputs.take(self.clock() if inputs.hold else 0, self.caught_up):
+            readers = sources[tp.topic]
+            for reader in readers:  # per-node counts, for the topology page's rates
+                reader.records_in += len(raws)
+            if records:
+                readers[0].forward(records)
+                latest = max(map(_timestamp, records))
+                if latest > newest:
+                    newest = latest
+                processed += len(records)
+                counters[("records_processed", task_id, tp.topic)] += len(records)
+            for reader in readers[1:]:  # the topic's other streams and agents read the same raw records
+                reader.forward(reader.read(raws))
+        self._stream_time = newest
+        self.offsets.update(inputs.advanced())
+        return processed
 
     def _read(self, tp: TopicPartition, raws: list[RawRecord]) -> list[Record]:
         """The records of tp's first reader, whose times order the task's input."""
         records = self.sources[tp.topic][0].read(raws)
         if len(records) < len(raws):
-            self.metrics.incr("records_processed", len(raws) - len(records))  # the unreadable ones
+            self.metrics.incr("records_processed", len(raws) - len(records), tp.topic)  # the unreadable ones
         return records
 
     async def drain_agents(self) -> None:
@@ -293,7 +319,10 @@ class Task:
         out: list[OutRecord] = []
         with gc_paused():  # one record per changed key: see streams/gcpause.py
             for store in self.stores.values():
-                out.extend(store.changelog_records(self.partition))
+                records = store.changelog_records(self.partition)
+                if records:
+                    out.extend(records)
+                    self.metrics.incr("records_produced", len(records), records[0].topic)
         return out
 
     def checkpoint_stores(self, written: Mapping[TopicPartition, int]) -> None:

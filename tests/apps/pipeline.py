@@ -2,14 +2,15 @@
 
 TEST_APP_ID, TEST_IN, TEST_OUT name the app and topics; TEST_MODE picks the
 topology: "copy" (map_values tags the value with this process's pid) or
-"count" (group by the value's "user" and count) or "ids" (count, and collect the
-input ids per user, so that a lost or duplicated input shows) or "sumcount" (count
-and sum of the unique input ids per user).
+"count" (group by the value's "user" and count; "counts-hourly" adds a count per
+user and hour) or "ids" (count, and collect the input ids per user, so that a
+lost or duplicated input shows) or "sumcount" (count and sum of the unique input
+ids per user).
 """
 
 import os
 
-from streams import App
+from streams import App, Tumbling
 
 app = App(
     os.environ["TEST_APP_ID"],
@@ -24,10 +25,11 @@ source = app.stream(os.environ["TEST_IN"])
 if mode == "copy":
     pid = os.getpid()
     source.map_values(lambda v: {**v, "worker": pid}).to(os.environ["TEST_OUT"])
-elif mode == "count":
-    source.group_by(lambda k, v: v["user"], name="by-user").count(name="counts").to_stream().to(
-        os.environ["TEST_OUT"]
-    )
+elif mode in ("count", "counts-hourly"):
+    by_user = source.group_by(lambda k, v: v["user"], name="by-user")
+    by_user.count(name="counts").to_stream().to(os.environ["TEST_OUT"])
+    if mode == "counts-hourly":
+        by_user.window(Tumbling(3_600_000)).count(name="hourly")
 elif mode == "ids":
     grouped = source.group_by(lambda k, v: v["user"], name="by-user")
     grouped.count(name="counts")

@@ -100,7 +100,7 @@ class LeftSubscriber(StoreProcessor):
         results: list[Record] = []
         for r in batch:
             if r.key is None:
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             try:
                 key = serialize_key(r.key)
@@ -151,7 +151,7 @@ class SubscriptionStore(StoreProcessor):
         for r in batch:
             raw = r.value
             if r.key is None or raw is None or len(raw) < 1 + HASH_SIZE:
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             flags, digest, left_key = raw[0], raw[1:1 + HASH_SIZE], raw[1 + HASH_SIZE:]
             store_key = subscription_key(r.key, left_key)
@@ -205,11 +205,11 @@ class ResponseJoin(StoreProcessor):
         for r in batch:
             raw = r.value
             if r.key is None or raw is None or len(raw) < 1 + HASH_SIZE:
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             current = get(r.key)
             if current is None or value_hash(current) != raw[1:1 + HASH_SIZE]:
-                self.context.metrics.incr("stale_join_responses")
+                self.context.metrics.incr("stale_join_responses", 1, self.name)
                 continue
             try:
                 key = self.key_serde.deserialize(r.key)

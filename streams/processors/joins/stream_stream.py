@@ -114,7 +114,7 @@ class StreamJoinSide(Processor):
                 if outer_this and r.key is None and r.value is not None:
                     self._unmatched(out, r, r.value)
                 else:
-                    metrics.incr("dropped_null_records")
+                    metrics.incr("dropped_null_records", 1, self.name)
                 continue
             try:
                 key, value = serialize_key(r.key), serialize(r.value)
@@ -203,14 +203,14 @@ class StrictJoinSide(StreamJoinSide):
         metrics, result = self.context.metrics, self._result
         for r in batch:
             if r.key is None or r.value is None:
-                metrics.incr("dropped_null_records")
+                metrics.incr("dropped_null_records", 1, self.name)
                 continue
             ts = r.timestamp
             if ts > state.stream_time:
                 state.stream_time = ts
                 self._close(out)
             if ts + span < state.stream_time:
-                metrics.incr("late_records")
+                metrics.incr("late_records", 1, self.name)
                 continue
             try:
                 key, value = serialize_key(r.key), serialize(r.value)

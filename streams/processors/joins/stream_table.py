@@ -40,7 +40,7 @@ class StreamTableJoin(StoreProcessor):
         key_mapper, joiner, left, out = self.key_mapper, self.joiner, self.left, []
         for r in batch:
             if r.value is None or (r.key is None and key_mapper is None):
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             try:
                 lookup = r.key if key_mapper is None else key_mapper(r.key, r.value)
@@ -90,7 +90,7 @@ class VersionedLookupJoin(Processor):
         joiner, left, out = self.joiner, self.left, []
         for r in batch:
             if r.key is None or r.value is None:
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             try:
                 raw = get(serialize_key(r.key), r.timestamp)

@@ -80,7 +80,7 @@ class WallClockClose(Processor):
                 except Exception as exc:
                     self.context.report_error(None, exc, self.name)
         if out:
-            self.context.metrics.incr("wall_clock_unmatched", len(out))
+            self.context.metrics.incr("wall_clock_unmatched", len(out), self.name)
         self.forward(out)
 
     def _emit_pending(self, effective: int) -> None:
@@ -92,5 +92,5 @@ class WallClockClose(Processor):
         pending.since = None  # the oldest one left is not known now: look again at the next record
         self.state.save()
         if out:
-            self.context.metrics.incr("wall_clock_unmatched", len(out))
+            self.context.metrics.incr("wall_clock_unmatched", len(out), self.name)
         self.forward(out)

@@ -99,7 +99,7 @@ class WindowAggregate(Processor):
         apply = self._apply
         for r in batch:
             if r.key is None or r.value is None:
-                self.context.metrics.incr("dropped_null_records")
+                self.context.metrics.incr("dropped_null_records", 1, self.name)
                 continue
             ts = r.timestamp
             if ts > self.stream_time:
@@ -110,7 +110,7 @@ class WindowAggregate(Processor):
                 self.context.report_error(r, exc, self.name)
                 accepted = True
             if not accepted:
-                self.context.metrics.incr("late_records")
+                self.context.metrics.incr("late_records", 1, self.name)
                 log.debug("%s: dropped a late record at %d (stream time %d, grace %d ms)",
                           self.name, ts, self.stream_time, self.window.grace)
         self._last_activity = self.context.wall_clock_ms()
@@ -168,7 +168,7 @@ class WindowAggregate(Processor):
             return  # nothing indexed is old enough: no scan
         expired = self.windows.expire(self._oldest, cutoff)
         if expired:
-            self.context.metrics.incr("expired_windows", expired)
+            self.context.metrics.incr("expired_windows", expired, self.name)
         following = self.windows.first_indexed_after(cutoff)
         self._oldest = NOTHING_DUE if following is None else following
 
@@ -207,7 +207,7 @@ class WindowAggregate(Processor):
             self.stream_time = self._result_time = last + self.close_span
             self._due_to = last
             self._save_times()
-        self.context.metrics.incr("idle_closes")
+        self.context.metrics.incr("idle_closes", 1, self.name)
         self.forward(out)
 
 
