@@ -266,8 +266,9 @@ class Task:
         counters, task_id = self.metrics.counters, self.task_id
         for tp, records, raws in inputs.take(self.clock() if inputs.hold else 0, self.caught_up):
             readers = sources[tp.topic]
+            arrived = len(records) if raws is None else len(raws)  # raws only when several readers share tp
             for reader in readers:  # per-node counts, for the topology page's rates
-                reader.records_in += len(raws)
+                reader.records_in += arrived
             if records:
                 readers[0].forward(records)
                 latest = max(map(_timestamp, records))
