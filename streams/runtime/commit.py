@@ -20,7 +20,10 @@ A commit covers every task the worker runs, at once:
    Under exactly_once_v2 all the worker's tasks share one transaction, and the
    offsets carry the consumer's group metadata: the group coordinator refuses
    them if the group has rebalanced without this worker's generation (a zombie),
-   and the commit fails here.  Under exactly_once each task commits its own
+   and the commit fails here.  A worker that has no generation at all (its
+   membership expired, so the client reset it) refuses to commit: offsets sent
+   without a generation are not checked by the coordinator, which would let a
+   zombie commit work whose tasks another worker has taken over.  Under exactly_once each task commits its own
    transaction, fenced by the task's transactional id.
 4. Local state.  Each task writes its cache to its stores in one batch per
    store, together with the changelog offset that batch reaches (the store's
@@ -48,6 +51,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from streams.errors import GenerationFencedError
 from streams.task.task import Task
 from streams.transport.base import Consumer, Producer, TopicPartition
 
@@ -133,7 +137,11 @@ async def _commit_shared(tasks: list[Task], producer: Producer | None, consumer:
     written = await producer.flush()  # step 2
     if exactly_once:  # step 3
         if offsets:
-            await producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+            group = consumer.group_metadata()
+            if not group.member_id or group.generation_id < 0:
+                raise GenerationFencedError(f"this worker is no longer a member of group {group.group_id!r}; "
+                                            "its tasks may run elsewhere, so it aborts instead of committing")
+            await producer.send_offsets_to_transaction(offsets, group)
         await producer.commit_transaction()
     for task in tasks:  # step 4
         task.checkpoint_stores(written)
