@@ -37,8 +37,8 @@ class StandbyTasks:
 
     def position(self, changelog: TopicPartition) -> int | None:
         """The next changelog offset the standby store will apply."""
-        restorer = self._by_partition.get(changelog)
-        return None if restorer is None else restorer.position
+        following = self._by_partition.get(changelog)
+        return None if following is None else following[1].position
 
     async def update(self, wanted: Iterable[str]) -> None:
         """Keep standbys for exactly the wanted task ids, and follow their changelogs."""

@@ -266,10 +266,8 @@ class Task:
         counters, task_id = self.metrics.counters, self.task_id
         for tp, records, raws in inputs.take(self.clock() if inputs.hold else 0, self.caught_up):
             readers = sources[tp.topic]
-            arrived = len(records) if raws is None else len(raws)  # raws only when several readers share tp
-            for reader in readers:  # per-node counts, for the topology page's rates
-                reader.records_in += arrived
             if records:
+                readers[0].records_in += len(records)  # per-node counts, for the topology page's rates
                 readers[0].forward(records)
                 latest = max(map(_timestamp, records))
                 if latest > newest:
@@ -277,7 +275,9 @@ class Task:
                 processed += len(records)
                 counters[("records_processed", task_id, tp.topic)] += len(records)
             for reader in readers[1:]:  # the topic's other streams and agents read the same raw records
-                reader.forward(reader.read(raws))
+                read = reader.read(raws)
+                reader.records_in += len(read)
+                reader.forward(read)
         self._stream_time = newest
         self.offsets.update(inputs.advanced())
         return processed
