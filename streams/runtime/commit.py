@@ -51,7 +51,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from streams.errors import GenerationFencedError
 from streams.task.task import Task
 from streams.transport.base import Consumer, Producer, TopicPartition
 
@@ -137,11 +136,7 @@ async def _commit_shared(tasks: list[Task], producer: Producer | None, consumer:
     written = await producer.flush()  # step 2
     if exactly_once:  # step 3
         if offsets:
-            group = consumer.group_metadata()
-            if not group.member_id or group.generation_id < 0:
-                raise GenerationFencedError(f"this worker is no longer a member of group {group.group_id!r}; "
-                                            "its tasks may run elsewhere, so it aborts instead of committing")
-            await producer.send_offsets_to_transaction(offsets, group)
+            await producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
         await producer.commit_transaction()
     for task in tasks:  # step 4
         task.checkpoint_stores(written)
