@@ -23,6 +23,7 @@ import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from rocksdict import Cache
@@ -56,7 +57,7 @@ from streams.state.rocksdb import RocksDBConfig
 from streams.task.errors_policy import ErrorPolicy
 from streams.task.ordering import in_send_order, process_poll
 from streams.task.task import Task
-from streams.transport.base import OutRecord, RawRecord, TopicPartition, TopicSpec
+from streams.transport.base import OutRecord, RawRecord, TopicInfo, TopicPartition, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,15 @@ log = logging.getLogger(__name__)
 # unless the worker comes back first; until then its input partitions cannot move to another worker.
 TRANSACTION_TIMEOUT_MS = 10_000
 WAITING_RETRY_S = 0.2
+DEFAULT_MESSAGE_BYTES = 1048588
+"""Kafka's default max.message.bytes, for a topic whose description leaves it out."""
+DLQ_HEADROOM = 64 * 1024
+"""Room in the dead-letter topic's limit above the largest input record, for the error headers."""
 _running: dict[str, list[Worker]] = {}
+
+
+def _message_bytes(info: TopicInfo) -> int:
+    return int(info.config.get("max.message.bytes", DEFAULT_MESSAGE_BYTES))
 
 
 def running_workers(app_id: str) -> list[Worker]:
@@ -294,20 +303,42 @@ class Worker:
         specs = [TopicSpec(t, plan.partition_counts[t]) for t in sorted(topology.repartition_topics)]
         specs.extend(changelog_specs(topology, plan))
         if self.error_policy.mode == "dlq":
-            specs.append(TopicSpec(self.error_policy.dlq_topic, DLQ_PARTITIONS))
+            largest = max([_message_bytes(i) for i in info.values() if i is not None], default=0)
+            dlq_bytes = max(largest, DEFAULT_MESSAGE_BYTES) + DLQ_HEADROOM
+            specs.append(TopicSpec(self.error_policy.dlq_topic, DLQ_PARTITIONS,
+                                   config={"max.message.bytes": str(dlq_bytes)}))
         await self.admin.create_topics(specs)
-        await self._check_internal_topics(specs)
+        found = await self._check_internal_topics(specs)
+        if self.error_policy.mode == "dlq":
+            self._limit_dead_letters(found[self.error_policy.dlq_topic], dlq_bytes)
         self.partition_counts = dict(plan.partition_counts)
         self.partition_counts.update({t: i.partitions for t, i in info.items() if i})
         self.partition_counts.update({s.name: s.partitions for s in specs if s.name not in self.partition_counts})
         return plan
 
-    async def _check_internal_topics(self, specs: list[TopicSpec]) -> None:
+    async def _check_internal_topics(self, specs: list[TopicSpec]) -> dict[str, TopicInfo | None]:
         info = await self.admin.describe_topics([s.name for s in specs])
         for spec in specs:
             problem = internal_topic_problem(spec, info.get(spec.name))
             if problem:
                 raise TopologyError(problem)
+        return info
+
+    def _limit_dead_letters(self, dlq: TopicInfo, wanted: int) -> None:
+        """Cut dead letters to what the dead-letter topic and the producer take, so writing one never fails.
+
+        A topic the worker creates takes the largest input record whole; an older
+        or hand-made one may take less, and then larger dead letters are truncated.
+        """
+        limit = _message_bytes(dlq)
+        request = self.config.producer_config.get("max_request_size")
+        if request is not None:
+            limit = min(limit, int(request))
+        if limit < wanted:
+            log.warning("dead-letter topic %s takes records of up to %d bytes; larger dead letters will be "
+                        "truncated (raise its max.message.bytes to %d to keep them whole)",
+                        self.error_policy.dlq_topic, limit, wanted)
+        self.error_policy = replace(self.error_policy, max_record_bytes=limit)
 
     def _plan_for(self, partitions_per_topic: Mapping[str, int]) -> PhysicalPlan:
         return plan_tasks(self.topology, partitions_per_topic)
