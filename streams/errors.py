@@ -70,3 +70,7 @@ class GenerationFencedError(StreamsError):
     The group rebalanced without this worker: its tasks may run elsewhere now,
     so it aborts its transaction, closes them without committing and rejoins.
     """
+
+
+class FutureTimestampError(StreamsError):
+    """A record is stamped further past wall-clock time than max_future_skew allows; it is bad input."""

@@ -487,8 +487,9 @@ class Worker:
         for task_id, stores in opened.items():
             stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
             created[task_id] = Task(self.plan.tasks[task_id], self.config.app_id, self.partition_counts,
-                                    self.error_policy, stores=stores, metrics=self.metrics,
-                                    max_idle_ms=int(self.config.max_task_idle * 1000), cache_budget=self.cache_budget)
+                                    self.error_policy, stores=stores, metrics=Metrics(parent=self.metrics),
+                                    max_idle_ms=int(self.config.max_task_idle * 1000), cache_budget=self.cache_budget,
+                                    max_future_skew_ms=int(self.config.max_future_skew * 1000))
         return created
 
     # -- the loop

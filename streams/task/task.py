@@ -52,6 +52,7 @@ class Task:
         clock: Callable[[], int] = wall_clock_ms,
         max_idle_ms: int = 0,
         cache_budget: CacheBudget | None = None,
+        max_future_skew_ms: int = 86_400_000,
     ) -> None:
         self.plan = plan
         self.app_id = app_id
@@ -63,6 +64,8 @@ class Task:
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.cache_budget = cache_budget
+        self.max_future_skew_ms = max_future_skew_ms
+        self.future_limit = self._future_limit()
         self.output: list[OutRecord] = []
         # Records for topics whose size the task does not know yet (chosen per record): placed by
         # place_unplaced() once the runtime has looked the topics up.
@@ -117,6 +120,14 @@ class Task:
 
     def wall_clock_ms(self) -> int:
         return self.clock()
+
+    def _future_limit(self) -> int:
+        """The latest timestamp a record may have: max_future_skew past the later of the clock and real time.
+
+        The later of the two, because the TestDriver's clock starts at 0 and would
+        make every record stamped with real time look like it came from the future.
+        """
+        return max(self.clock(), wall_clock_ms()) + self.max_future_skew_ms
 
     def get_store(self, name: str) -> Any:
         try:
@@ -226,6 +237,7 @@ class Task:
         process({}) releases them once they are due.
         """
         with gc_paused():
+            self.future_limit = self._future_limit()
             positions, inputs = self.positions, self.inputs
             for tp, raws in batches.items():
                 if not raws:
