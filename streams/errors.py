@@ -74,3 +74,7 @@ class GenerationFencedError(StreamsError):
 
 class FutureTimestampError(StreamsError):
     """A record is stamped further past wall-clock time than max_future_skew allows; it is bad input."""
+
+
+class TimerError(StreamsError):
+    """A timer or crontab callback raised under on_error="fail"; the worker stops after committing."""

@@ -30,7 +30,7 @@ from rocksdict import Cache
 
 from streams.compiler.compile import CompiledTopology, PhysicalPlan, plan_tasks
 from streams.config import StreamsConfig
-from streams.errors import GenerationFencedError, TaskFencedError, TopologyError, UnsupportedBrokerError
+from streams.errors import GenerationFencedError, TaskFencedError, TimerError, TopologyError, UnsupportedBrokerError
 from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
 from streams.processors.record_cache import CacheBudget
@@ -91,7 +91,7 @@ class Worker:
         self.transport = transport
         self.startup_tasks = list(startup_tasks)
         self.error_policy = ErrorPolicy(config.on_error, config.dlq_topic)
-        self.scheduler = Scheduler(clock)
+        self.scheduler = Scheduler(clock, fail_on_error=config.on_error == "fail")
         for schedule in schedules:
             self.scheduler.add(schedule)
         self.tasks: dict[str, Task] = {}
@@ -514,12 +514,24 @@ class Worker:
                     await self._punctuate()
                     await self._commit()
             if self.scheduler.schedules:
-                await self.scheduler.run_due(self.is_leader)
+                await self._run_timers()
             if self.standbys.stores:
                 await self.standbys.poll()
             if self.waiting and time.monotonic() >= self._waiting_retry:
                 async with self._lock:
                     await self._start_waiting()
+
+    async def _run_timers(self) -> None:
+        """Fire the due timers; one that fails under on_error="fail" stops the worker, after a commit.
+
+        The records processed so far are not at fault, so their offsets are committed.
+        """
+        try:
+            await self.scheduler.run_due(self.is_leader)
+        except TimerError:
+            async with self._lock:
+                await self._commit()
+            raise
 
     async def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> None:
         """Run a poll through its tasks; what they write to repartition topics goes out merged by event time
