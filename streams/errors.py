@@ -78,3 +78,7 @@ class FutureTimestampError(StreamsError):
 
 class TimerError(StreamsError):
     """A timer or crontab callback raised under on_error="fail"; the worker stops after committing."""
+
+
+class StateDirLockedError(StreamsError):
+    """Another worker of the application holds its state folder on this machine."""

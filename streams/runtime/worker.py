@@ -42,6 +42,7 @@ from streams.runtime.identity import WorkerId
 from streams.runtime.restore import RestoreResult, restore_stores
 from streams.runtime.scheduler import Clock, Schedule, Scheduler
 from streams.runtime.standby import StandbyTasks
+from streams.runtime.state_lock import StateDirLock
 from streams.runtime.stores import TaskStore
 from streams.runtime.topics import (
     DLQ_PARTITIONS,
@@ -122,6 +123,7 @@ class Worker:
         self.store_config = RocksDBConfig(write_buffer_size=8 << 20, max_write_buffer_number=2,
                                           block_cache=Cache(64 << 20))
         self.restore_results: list[RestoreResult] = []
+        self.state_lock = StateDirLock(config)
         self.restore_progress: Callable[[str, int, Any], None] | None = None
         self._isolation_level = "read_committed" if config.exactly_once else "read_uncommitted"
 
@@ -156,6 +158,7 @@ class Worker:
         self._stop_after = records
 
     async def start(self) -> None:
+        self.state_lock.acquire()  # before anything else: a second worker on this folder never half-runs
         self.event_loop = asyncio.get_running_loop()
         _running.setdefault(self.config.app_id, []).append(self)
         # Serdes that need a service (a schema registry) stop the worker here if it is missing.
@@ -249,6 +252,7 @@ class Worker:
         workers = _running.get(self.config.app_id, [])
         if self in workers:
             workers.remove(self)
+        self.state_lock.release()
 
     async def wait_started(self) -> None:
         await self._started.wait()
