@@ -117,7 +117,7 @@ def _execute(app: App, args: argparse.Namespace) -> int:
 
         app.run(restore_progress=RestoreProgressBar() if sys.stderr.isatty() else None)
         return 0
-    if args.command != "rebuild":  # rebuild only touches local state
+    if args.command != "rebuild":  # rebuild only touches local state: it asks the group only if it can
         asyncio.run(_reach_brokers(app))
     if args.command == "topics":
         return asyncio.run(_topics(app))
@@ -269,7 +269,7 @@ def _replay_command(app: App, args: argparse.Namespace) -> int:
     from streams.runtime.replay import ReplayTarget, rebuild, replay
 
     if args.command == "rebuild":
-        rebuild(app.config, dry_run=args.dry_run)
+        asyncio.run(rebuild(app.config, dry_run=args.dry_run))
         return 0
     if args.command == "reset":
         target = ReplayTarget(earliest=True)
