@@ -140,3 +140,30 @@ async def test_on_the_broker_a_far_future_event_time_is_dead_lettered_and_counte
     assert len(got) == 31 and late == 0
     assert dict(dead[0].headers)["streams.error.type"] == b"FutureTimestampError"
     assert task_dlq == {"0_0": 1, "0_1": 0} and worker.metrics.get("dlq_records") == 1
+
+
+@pytest.mark.parametrize("dlq_exists", [False, True])
+async def test_on_the_broker_a_far_future_record_timestamp_reaches_the_dlq(brokers, tmp_path, dlq_exists):
+    """An input topic that takes any timestamp: the DLQ must take the dead letter too, or every commit fails."""
+    src, out = unique_name("in"), unique_name("out")
+    await create_topics(brokers, {src: 1}, {"message.timestamp.after.max.ms": str((1 << 63) - 1)})
+    await create_topics(brokers, {out: 1})
+    app = App(unique_name("future"), brokers=brokers, state_dir=tmp_path, commit_interval=0.2,
+              consumer_config=FAST_GROUP)
+    if dlq_exists:  # made earlier, with Kafka 4's default: an hour ahead at most
+        await create_topics(brokers, {app.config.dlq_topic: 1})
+    app.stream(src).map_values(lambda v: v + 1).to(out)
+    now = int(time.time() * 1000)
+    await produce(brokers, src, [("a", 1, now), ("b", 2, END_OF_TIME), ("c", 3, now + 1)])
+    async with running(app) as worker:
+        got = await read_topic(brokers, out, expected=2)
+        [dead] = await read_topic(brokers, app.config.dlq_topic, expected=1)
+        await wait_for(lambda: worker.metrics.get("records_processed") == 3)
+    assert [(r.key, r.value) for r in got] == [(b"a", b"2"), (b"c", b"4")]
+    headers = dict(dead.headers)
+    assert dead.key == b"b" and headers["streams.error.type"] == b"FutureTimestampError"
+    if dlq_exists:
+        assert headers["streams.error.timestamp"] == str(END_OF_TIME).encode()
+        assert abs(dead.timestamp - time.time() * 1000) < 600_000
+    else:
+        assert dead.timestamp == END_OF_TIME and "streams.error.timestamp" not in headers

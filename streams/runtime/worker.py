@@ -68,6 +68,8 @@ TRANSACTION_TIMEOUT_MS = 10_000
 WAITING_RETRY_S = 0.2
 DEFAULT_MESSAGE_BYTES = 1048588
 """Kafka's default max.message.bytes, for a topic whose description leaves it out."""
+ANY_TIME = (1 << 63) - 1
+"""message.timestamp.after.max.ms of a topic that takes any timestamp (Kafka 4 defaults to an hour)."""
 DLQ_HEADROOM = 64 * 1024
 """Room in the dead-letter topic's limit above the largest input record, for the error headers."""
 _running: dict[str, list[Worker]] = {}
@@ -310,7 +312,8 @@ class Worker:
             largest = max([_message_bytes(i) for i in info.values() if i is not None], default=0)
             dlq_bytes = max(largest, DEFAULT_MESSAGE_BYTES) + DLQ_HEADROOM
             specs.append(TopicSpec(self.error_policy.dlq_topic, DLQ_PARTITIONS,
-                                   config={"max.message.bytes": str(dlq_bytes)}))
+                                   config={"max.message.bytes": str(dlq_bytes),
+                                           "message.timestamp.after.max.ms": str(ANY_TIME)}))
         await self.admin.create_topics(specs)
         found = await self._check_internal_topics(specs)
         if self.error_policy.mode == "dlq":
@@ -331,8 +334,9 @@ class Worker:
     def _limit_dead_letters(self, dlq: TopicInfo, wanted: int) -> None:
         """Cut dead letters to what the dead-letter topic and the producer take, so writing one never fails.
 
-        A topic the worker creates takes the largest input record whole; an older
-        or hand-made one may take less, and then larger dead letters are truncated.
+        A topic the worker creates takes the largest input record whole, stamped
+        with any time; an older or hand-made one may take less, and then larger
+        dead letters are truncated, and ones stamped too far ahead restamped.
         """
         limit = _message_bytes(dlq)
         request = self.config.producer_config.get("max_request_size")
@@ -342,7 +346,9 @@ class Worker:
             log.warning("dead-letter topic %s takes records of up to %d bytes; larger dead letters will be "
                         "truncated (raise its max.message.bytes to %d to keep them whole)",
                         self.error_policy.dlq_topic, limit, wanted)
-        self.error_policy = replace(self.error_policy, max_record_bytes=limit)
+        ahead = int(dlq.config.get("message.timestamp.after.max.ms", ANY_TIME))
+        self.error_policy = replace(self.error_policy, max_record_bytes=limit,
+                                    max_ahead_ms=ahead if ahead < ANY_TIME else None)
 
     def _plan_for(self, partitions_per_topic: Mapping[str, int]) -> PhysicalPlan:
         return plan_tasks(self.topology, partitions_per_topic)

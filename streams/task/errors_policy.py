@@ -8,11 +8,15 @@ A dead letter must always be writable: one that the broker refuses fails the
 commit, and the worker would process the same poison record again forever.  So
 a dead letter larger than the dead-letter topic takes (max_record_bytes, which
 the worker learns from the topic) is cut to fit, and the header
-streams.error.truncated names what was cut and its original size.
+streams.error.truncated names what was cut and its original size.  Likewise a
+dead letter stamped further ahead of the clock than the topic accepts
+(max_ahead_ms, its message.timestamp.after.max.ms) is stamped with the current
+time, its own timestamp kept in the header streams.error.timestamp.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,6 +30,8 @@ BATCH_OVERHEAD = 61 + 36
 """A record batch's header, plus the most a lone record's own framing (varints) can take."""
 HEADER_OVERHEAD = 10
 """The most the two length varints of one header can take."""
+CLOCK_MARGIN_MS = 60_000
+"""How far the broker's clock may be ahead of this one when it checks message.timestamp.after.max.ms."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class ErrorPolicy:
     mode: str
     dlq_topic: str
     max_record_bytes: int | None = None
+    max_ahead_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -56,13 +63,19 @@ class ErrorPolicy:
             ("streams.error.type", type(exc).__name__.encode()),
             ("streams.error.message", str(exc).encode(errors="replace")[:4096]),
         )
+        timestamp = origin.timestamp
+        if self.max_ahead_ms is not None:
+            now = time.time_ns() // 1_000_000
+            if timestamp - now > self.max_ahead_ms - min(CLOCK_MARGIN_MS, self.max_ahead_ms // 2):
+                error_headers += (("streams.error.timestamp", str(timestamp).encode()),)
+                timestamp = now
         key, value, headers = origin.key, origin.value, (*origin.headers, *error_headers)
         limit = self.max_record_bytes
         if limit is not None and self.record_size(key, value, headers) > limit:
             key, value, headers = self._truncated(origin, error_headers, limit)
         partitions = partition_counts.get(self.dlq_topic, 1)
         partition = origin.partition % partitions if origin.key is None else partition_for(origin.key, partitions)
-        return OutRecord(self.dlq_topic, partition, key, value, origin.timestamp, headers)
+        return OutRecord(self.dlq_topic, partition, key, value, timestamp, headers)
 
     def _truncated(self, origin: RawRecord, error_headers: Headers,
                    limit: int) -> tuple[bytes | None, bytes | None, Headers]:
