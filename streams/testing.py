@@ -82,6 +82,7 @@ class TestDriver:
         self.tasks = {
             task_id: Task(plan, self.config.app_id, self.partition_counts, self.error_policy,
                           metrics=self.metrics, clock=lambda: self.wall_clock, cache_budget=budget,
+                          max_future_skew_ms=int(self.config.max_future_skew * 1000),
                           stores={**{s.name: TaskStore(s, plan.partition, None) for s in plan.subtopology.stores},
                                   **global_views})
             for task_id, plan in self.plan.tasks.items()

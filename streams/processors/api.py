@@ -24,6 +24,8 @@ class ProcessorContext(Protocol):
     task_id: str
     partition: int
     metrics: Any
+    future_limit: int
+    """The latest timestamp a record may carry; later ones are too far in the future (max_future_skew)."""
 
     @property
     def stream_time(self) -> int: ...

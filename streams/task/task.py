@@ -53,6 +53,7 @@ class Task:
         clock: Callable[[], int] = wall_clock_ms,
         max_idle_ms: int = 0,
         cache_budget: CacheBudget | None = None,
+        max_future_skew_ms: int = 86_400_000,
     ) -> None:
         self.plan = plan
         self.app_id = app_id
@@ -64,6 +65,8 @@ class Task:
         self.metrics: TaskMetrics = (metrics or Metrics()).for_task(self.task_id)
         self.clock = clock
         self.cache_budget = cache_budget
+        self.max_future_skew_ms = max_future_skew_ms
+        self.future_limit = self._future_limit()
         self.output: list[OutRecord] = []
         # Records for topics whose size the task does not know yet (chosen per record): placed by
         # place_unplaced() once the runtime has looked the topics up.
@@ -118,6 +121,14 @@ class Task:
 
     def wall_clock_ms(self) -> int:
         return self.clock()
+
+    def _future_limit(self) -> int:
+        """The latest timestamp a record may have: max_future_skew past the later of the clock and real time.
+
+        The later of the two, because the TestDriver's clock starts at 0 and would
+        make every record stamped with real time look like it came from the future.
+        """
+        return max(self.clock(), wall_clock_ms()) + self.max_future_skew_ms
 
     def get_store(self, name: str) -> Any:
         try:
@@ -214,10 +225,10 @@ class Task:
             raise ProcessingError(operator, origin.topic, origin.partition, origin.offset, exc) from exc
         if policy.mode == "dlq" and origin is not None:
             self.output.append(policy.dead_letter(origin, exc, operator, self.partition_counts))
-            self.metrics.incr("dlq_records", 1, operator)
+            self.metrics.incr("dlq_records", 1, self.task_id, operator)
             self.metrics.incr("records_produced", 1, policy.dlq_topic)
         else:
-            self.metrics.incr("skipped_records", 1, operator)
+            self.metrics.incr("skipped_records", 1, self.task_id, operator)
         log.warning("task %s: %s failed on %s: %s: %s", self.task_id, operator,
                     _where(origin), type(exc).__name__, exc)
 
@@ -249,6 +260,7 @@ class Task:
 
     def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> int:
         """process() without the timing; returns how many records went through the topology."""
+        self.future_limit = self._future_limit()
         positions, inputs = self.positions, self.inputs
         for tp, raws in batches.items():
             if not raws:
