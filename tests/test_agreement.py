@@ -342,7 +342,7 @@ def run_driver(case: Case) -> Result:
         dead = sorted((dead_letter(r.key, r.value, r.timestamp, r.headers, rename)
                        for r in driver.read_output(app.config.dlq_topic, "bytes", "bytes")), key=repr)
         stores = {name: store_contents(driver.store(name)) for name in store_names(case)}
-        processed = driver.metrics.get("records_processed")
+        processed = sum(task.metrics.get("records_processed") for task in driver.tasks.values())
     return Result(outputs, dead, stores, processed)
 
 

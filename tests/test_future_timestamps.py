@@ -135,7 +135,7 @@ async def test_on_the_broker_a_far_future_event_time_is_dead_lettered_and_counte
         got = await read_topic(brokers, out, expected=31)
         dead = await read_topic(brokers, app.config.dlq_topic, expected=1)
         await wait_for(lambda: worker.metrics.get("records_processed") >= 32)
-        task_dlq = {task_id: worker.metrics.get("dlq_records", task=task_id) for task_id in worker.tasks}
+        task_dlq = {task_id: task.metrics.get("dlq_records") for task_id, task in worker.tasks.items()}
         late = worker.metrics.get("late_records")
     assert len(got) == 31 and late == 0
     assert dict(dead[0].headers)["streams.error.type"] == b"FutureTimestampError"

@@ -420,7 +420,7 @@ def test_a_batch_runs_the_tasks_of_a_regrouping_interleaved_by_event_time():
                     for key, value, ts, p in visits:
                         if p == partition:
                             driver.pipe_input("in", key, value, timestamp=ts, partition=p)
-            late = driver.metrics.get("late_records")
+            late = sum(task.metrics.get("late_records") for task in driver.tasks.values())
             counted = sum(count for _window, count in driver.store("visits").fetch_all())
         if batched:
             assert (late, counted) == (0, 600)

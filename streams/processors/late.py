@@ -31,7 +31,7 @@ class LateDrops:
         self._next_report = float("-inf")
 
     def dropped(self, context: Any, timestamp: int, stream_time: int, grace: int) -> None:
-        context.metrics.incr("late_records", 1, context.task_id, self.operator)
+        context.metrics.incr("late_records", 1, self.operator)
         self.unreported += 1
         now = self.clock()
         if now < self._next_report:

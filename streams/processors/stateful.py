@@ -259,7 +259,7 @@ class VersionedTableSource(Processor):
                 continue
             placed = put_version(key, r.timestamp, value)
             if placed == DROPPED:
-                self.context.metrics.incr("late_records", 1, self.context.task_id, self.name)
+                self.context.metrics.incr("late_records", 1, self.name)
             elif placed == LATEST:
                 if value is None:
                     delete(key)

@@ -225,10 +225,10 @@ class Task:
             raise ProcessingError(operator, origin.topic, origin.partition, origin.offset, exc) from exc
         if policy.mode == "dlq" and origin is not None:
             self.output.append(policy.dead_letter(origin, exc, operator, self.partition_counts))
-            self.metrics.incr("dlq_records", 1, self.task_id, operator)
+            self.metrics.incr("dlq_records", 1, operator)
             self.metrics.incr("records_produced", 1, policy.dlq_topic)
         else:
-            self.metrics.incr("skipped_records", 1, self.task_id, operator)
+            self.metrics.incr("skipped_records", 1, operator)
         log.warning("task %s: %s failed on %s: %s: %s", self.task_id, operator,
                     _where(origin), type(exc).__name__, exc)
 
