@@ -61,8 +61,8 @@ class App:
     producer_config / consumer_config: passed through to the Kafka clients.
     max_task_idle: seconds a task with a join holds records back while one of its input partitions has
         none buffered, to keep its inputs in timestamp order (docs/joins.md).
-    cache_max_bytes: the record cache of table outputs, per worker (default 10 MiB); updates of a key
-        between commits reach downstream once, with the last value; 0 emits every update (docs/state.md).
+    cache_max_bytes: the record cache of table outputs, per worker (default 0, off; 10 MiB is a good start):
+        updates of a key between commits reach downstream once, with the last value (docs/state.md).
     max_future_skew: how far past wall-clock time a record's timestamp may be (default one day); a record
         beyond it goes to the error policy instead of moving stream time years ahead.
     security_protocol, ssl_context, sasl_mechanism, sasl_plain_username, sasl_plain_password: reach every

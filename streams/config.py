@@ -86,8 +86,12 @@ class Brokers:
         return self.url
 
 
-DEFAULT_CACHE_MAX_BYTES = 10 * 1024 * 1024
-"""The record cache's budget per worker: 10 MiB, as in Kafka Streams (docs/state.md, "Record cache")."""
+DEFAULT_CACHE_MAX_BYTES = 0
+"""The record cache is opt-in: every update reaches downstream unless a budget is set (docs/state.md, "Record cache").
+
+Kafka Streams caches 10 MiB by default; here the examples, agents and tests that read
+each update keep working as written, and a throughput-minded app sets a budget.
+"""
 
 
 @dataclass(frozen=True)

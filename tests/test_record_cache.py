@@ -34,7 +34,7 @@ def count_app(**settings) -> App:
 
 
 def test_one_commit_interval_sends_the_last_update_per_key_in_first_update_order():
-    with TestDriver(count_app()) as driver:
+    with TestDriver(count_app(cache_max_bytes=10 * 1024 * 1024)) as driver:
         pipe_in_one_commit(driver, CLICKS)
         assert driver.read_key_values("counts-out") == [("ann", 3), ("bob", 2), ("cy", 1)]
         assert dict(driver.store("counts").items()) == {"ann": 3, "bob": 2, "cy": 1}
@@ -50,7 +50,7 @@ def test_cache_max_bytes_zero_emits_every_update():
 
 
 def test_each_pipe_input_is_a_commit_point():
-    with TestDriver(count_app()) as driver:
+    with TestDriver(count_app(cache_max_bytes=10 * 1024 * 1024)) as driver:
         for key, value in CLICKS[:3]:
             driver.pipe_input("clicks", key, value)
         assert driver.read_key_values("counts-out") == [("ann", 1), ("bob", 1), ("ann", 2)]
@@ -78,7 +78,7 @@ def test_a_cache_over_its_budget_forwards_before_the_commit(max_bytes, before_co
 
 
 def test_cached_updates_feed_a_downstream_aggregation_at_the_commit():
-    app = App("cache-chain", brokers="memory://")
+    app = App("cache-chain", brokers="memory://", cache_max_bytes=10 * 1024 * 1024)
     per_user = app.stream("clicks").group_by(lambda k, v: v["user"], name="by-user").count(name="counts")
     # how many users have each count: a table of a table, through a second repartition
     per_user.to_stream().group_by(lambda user, n: str(n), name="by-n").count(name="histogram") \
@@ -89,7 +89,7 @@ def test_cached_updates_feed_a_downstream_aggregation_at_the_commit():
 
 
 def test_malformed_input_still_goes_to_the_dlq_alone():
-    with TestDriver(count_app()) as driver:
+    with TestDriver(count_app(cache_max_bytes=10 * 1024 * 1024)) as driver:
         driver.pipe_raw("clicks", b"c0", b"{not json")
         pipe_in_one_commit(driver, CLICKS[:2])
         assert len(driver.read_output("cache-app-dlq", value_serde="bytes")) == 1
@@ -97,7 +97,7 @@ def test_malformed_input_still_goes_to_the_dlq_alone():
 
 
 def test_setting_is_validated_and_read_from_the_environment():
-    assert StreamsConfig("a").cache_max_bytes == 10 * 1024 * 1024
+    assert StreamsConfig("a").cache_max_bytes == 0  # off unless an app sets a budget
     assert StreamsConfig.build("a", {}, {"STREAMS_CACHE_MAX_BYTES": "0"}).cache_max_bytes == 0
     for bad in (-1, 1.5, True, "10"):
         with pytest.raises(ValueError, match="^cache_max_bytes: "):
