@@ -55,6 +55,10 @@ class Processor:
     def init(self, context: ProcessorContext) -> None:
         self.context = context
 
+    def node_counts(self) -> list[tuple[str, int]]:
+        """(node name, records handed to it) for the topology page and the metrics."""
+        return [(self.name, self.records_in)]
+
     def process(self, batch: list[Record]) -> None:
         raise NotImplementedError
 
