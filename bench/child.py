@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.workload import ENRICHED_AVRO, ORDER_AVRO, enrich, keep
 from streams import App, AvroSerde, SchemaRegistry
 from streams.runtime.restore import POLL_RECORDS as RESTORE_POLL_RECORDS
-from streams.runtime.restore import restore_store
+from streams.runtime.restore import restore_store, restore_stores
 from streams.runtime.stores import TaskStore
 from streams.serdes import resolve
 from streams.state.spec import StoreSpec
@@ -161,15 +161,31 @@ async def streams_count(args: argparse.Namespace) -> dict[str, Any]:
     return await run_worker(app, args.records)
 
 
+async def streams_count_out(args: argparse.Namespace, cache_max_bytes: int | None = None) -> dict[str, Any]:
+    """The count with its updates written to an output topic, through the record cache unless it is off."""
+    app = make_app(args)
+    if cache_max_bytes is not None:
+        app.configure(cache_max_bytes=cache_max_bytes)
+    app.stream(args.input).group_by_key().count(name=COUNT_STORE).to_stream().to(args.output)
+    return await run_worker(app, args.records)
+
+
+async def streams_count_out_uncached(args: argparse.Namespace) -> dict[str, Any]:
+    return await streams_count_out(args, cache_max_bytes=0)
+
+
 async def streams_restore(args: argparse.Namespace) -> dict[str, Any]:
-    """Restore every partition's count store from the changelog, one after another as a worker does."""
+    """Restore every partition's count store from the changelog, all partitions at once as a worker does."""
     spec = StoreSpec(COUNT_STORE, resolve("str", "str"), resolve("json", "json"), args.input)
     consumer = KafkaTransport(args.brokers).consumer(None, isolation_level="read_committed")
     await consumer.start()
     stores = [TaskStore(spec, p, Path(args.state_dir) / f"0_{p}" / COUNT_STORE) for p in range(args.partitions)]
     try:
         first, first_cpu = time.time(), time.process_time()
-        results = [await restore_store(store, consumer) for store in stores]
+        if getattr(args, "serial", False):
+            results = [await restore_store(store, consumer) for store in stores]
+        else:
+            results = await restore_stores(stores, consumer)
         end, end_cpu = time.time(), time.process_time()
     finally:
         for store in stores:
@@ -272,7 +288,10 @@ SIDES: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
     "streams-stateless": streams_stateless,
     "streams-avro-stateless": streams_avro_stateless,
     "streams-count": streams_count,
+    "streams-count-out": streams_count_out,
+    "streams-count-out-uncached": streams_count_out_uncached,
     "streams-restore": streams_restore,
+    "streams-restore-serial": lambda args: streams_restore(argparse.Namespace(**{**vars(args), "serial": True})),
 }
 
 

@@ -61,6 +61,10 @@ class App:
     producer_config / consumer_config: passed through to the Kafka clients.
     max_task_idle: seconds a task with a join holds records back while one of its input partitions has
         none buffered, to keep its inputs in timestamp order (docs/joins.md).
+    cache_max_bytes: the record cache of table outputs, per worker (default 0, off; 10 MiB is a good start):
+        updates of a key between commits reach downstream once, with the last value (docs/state.md).
+    max_future_skew: how far past wall-clock time a record's timestamp may be (default one day); a record
+        beyond it goes to the error policy instead of moving stream time years ahead.
     security_protocol, ssl_context, sasl_mechanism, sasl_plain_username, sasl_plain_password: reach every
         Kafka client, the admin client included.
     web_port, web_host, web_advertised_host: the worker's web server (off unless web_port is set; 0 picks a
@@ -82,6 +86,8 @@ class App:
         consumer_config: Mapping[str, Any] | None = None,
         poll_max_records: int | None = None,
         max_task_idle: float | timedelta | None = None,
+        cache_max_bytes: int | None = None,
+        max_future_skew: float | timedelta | None = None,
         security_protocol: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         sasl_mechanism: str | None = None,
@@ -97,6 +103,8 @@ class App:
             "commit_interval": commit_interval, "on_error": on_error, "num_standby_replicas": num_standby_replicas,
             "producer_config": producer_config, "consumer_config": consumer_config,
             "poll_max_records": poll_max_records, "max_task_idle": max_task_idle,
+            "cache_max_bytes": cache_max_bytes,
+            "max_future_skew": max_future_skew,
             "security_protocol": security_protocol, "ssl_context": ssl_context, "sasl_mechanism": sasl_mechanism,
             "sasl_plain_username": sasl_plain_username, "sasl_plain_password": sasl_plain_password,
             "web_port": web_port, "web_host": web_host, "web_advertised_host": web_advertised_host,
@@ -196,13 +204,20 @@ class App:
         topic_list = (topics,) if isinstance(topics, (str, Topic)) else tuple(topics)
         if not topic_list:
             raise ValueError("stream() needs at least one topic")
+        return self._stream(topic_list, key_serde, value_serde, timestamp_extractor, name, key_type, value_type,
+                            check_future=True)
+
+    def _stream(self, topic_list: tuple[str | Topic, ...], key_serde: SerdeLike, value_serde: SerdeLike,
+                timestamp_extractor: TimestampExtractor | None, name: str | None, key_type: type | None,
+                value_type: type | None, check_future: bool) -> Stream:
+        """stream(), and the source of a table, which lets records from the future through (see Source)."""
         names = tuple(topic_name(t) for t in topic_list)
         ks, vs = self._reader_serdes(topic_list, key_serde, value_serde, key_type, value_type)
         if len(names) == 1:
             ks, vs = bind(ks, names[0], True), bind(vs, names[0], False)
         node_name = self.builder.new_name("KSTREAM-SOURCE", name)
         node = self.builder.add(Node(node_name, "KSTREAM-SOURCE",
-                                     lambda: Source(node_name, ks, vs, timestamp_extractor),
+                                     lambda: Source(node_name, ks, vs, timestamp_extractor, check_future),
                                      source_topics=names, serdes=(ks, vs)))
         return Stream(self.builder, node, ks, vs)
 
@@ -223,7 +238,7 @@ class App:
         if retention == 0:
             raise ValueError("versioned must be a positive duration (how long history is kept), got 0 ms")
         store_name = name or self.builder.new_name("KTABLE-SOURCE-STATE-STORE")
-        source = self.stream(topic, key_serde, value_serde, key_type=key_type, value_type=value_type)
+        source = self._stream((topic,), key_serde, value_serde, None, None, key_type, value_type, check_future=False)
         ks, vs = source.key_serde, source.value_serde
         if retention is not None:
             return versioned_table(self.builder, source._node, store_name, ks, vs, retention)

@@ -122,7 +122,7 @@ def _execute(app: App, args: argparse.Namespace) -> int:
         cli_ops.apply_worker_flags(app, args)
         app.run(restore_progress=RestoreProgressBar() if sys.stderr.isatty() else None)
         return 0
-    if args.command != "rebuild":  # rebuild only touches local state
+    if args.command != "rebuild":  # rebuild only touches local state: it asks the group only if it can
         asyncio.run(_reach_brokers(app))
     if args.command == "lag":
         return cli_ops.lag_command(app, args)
@@ -276,7 +276,7 @@ def _replay_command(app: App, args: argparse.Namespace) -> int:
     from streams.runtime.replay import ReplayTarget, rebuild, replay
 
     if args.command == "rebuild":
-        rebuild(app.config, dry_run=args.dry_run)
+        asyncio.run(rebuild(app.config, dry_run=args.dry_run))
         return 0
     if args.command == "reset":
         target = ReplayTarget(earliest=True)

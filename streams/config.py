@@ -86,8 +86,12 @@ class Brokers:
         return self.url
 
 
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+DEFAULT_CACHE_MAX_BYTES = 0
+"""The record cache is opt-in: every update reaches downstream unless a budget is set (docs/state.md, "Record cache").
+
+Kafka Streams caches 10 MiB by default; here the examples, agents and tests that read
+each update keep working as written, and a throughput-minded app sets a budget.
+"""
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ class StreamsConfig:
     num_standby_replicas: int = 0
     poll_max_records: int = 10_000
     max_task_idle: float = 0.5
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
+    max_future_skew: float = 86_400.0
     producer_config: Mapping[str, Any] = field(default_factory=dict)
     consumer_config: Mapping[str, Any] = field(default_factory=dict)
     security_protocol: str = "PLAINTEXT"
@@ -140,10 +146,15 @@ class StreamsConfig:
         interval = self.commit_interval
         if interval is None:
             interval = 0.1 if self.exactly_once else 1.0
-        set_(self, "commit_interval", _number("commit_interval", _seconds(interval), low=0, strict=True))
-        set_(self, "max_task_idle", _number("max_task_idle", _seconds(self.max_task_idle), low=0))
+        set_(self, "commit_interval", _number("commit_interval", interval, low=0, strict=True))
+        set_(self, "max_task_idle", _number("max_task_idle", self.max_task_idle, low=0))
+        skew = _number("max_future_skew", self.max_future_skew, low=0, strict=True)
+        if skew == float("inf"):
+            raise ValueError("max_future_skew: must be a finite number of seconds, got inf")
+        set_(self, "max_future_skew", skew)
         _integer("num_standby_replicas", self.num_standby_replicas, low=0)
         _integer("poll_max_records", self.poll_max_records, low=1)
+        _integer("cache_max_bytes", self.cache_max_bytes, low=0)
         for name in ("producer_config", "consumer_config"):
             value = getattr(self, name)
             if not isinstance(value, Mapping):
@@ -238,7 +249,7 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 def _number(name: str, value: Any, low: float, strict: bool = False) -> float:
     try:
-        number = float(value)
+        number = value.total_seconds() if isinstance(value, timedelta) else float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected seconds (a number or timedelta), got {value!r}") from None
     if number < low or (strict and number == low) or number != number:
@@ -279,6 +290,8 @@ ENV_PARSERS = {
     "num_standby_replicas": _env_int,
     "poll_max_records": _env_int,
     "max_task_idle": _env_float,
+    "cache_max_bytes": _env_int,
+    "max_future_skew": _env_float,
     "security_protocol": _env_str,
     "sasl_mechanism": _env_str,
     "sasl_plain_username": _env_str,

@@ -82,3 +82,15 @@ class StoreUnavailableError(StreamsError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class FutureTimestampError(StreamsError):
+    """A record is stamped further past wall-clock time than max_future_skew allows; it is bad input."""
+
+
+class TimerError(StreamsError):
+    """A timer or crontab callback raised under on_error="fail"; the worker stops after committing."""
+
+
+class StateDirLockedError(StreamsError):
+    """Another worker of the application holds its state folder on this machine."""

@@ -5,6 +5,12 @@ broker: records piped in are routed to the task of their partition, records
 written to repartition topics are fed to the downstream tasks at once, and
 records written to output topics are kept for read_output().
 
+The driver commits, as a worker does every commit_interval, at the end of each
+pipe_input, pipe_raw and advance_wall_clock call, and at the end of a
+`with driver.batch():` block (not inside it): the record caches of table outputs
+flush there (docs/state.md, "Record cache"), and the stores take their changes.
+So a batch is one commit interval, whose tables forward the last update per key.
+
 close_broker(url) drops a memory:// broker (or releases a local:// directory),
 for tests that run workers on the embedded broker without the pytest fixture.
 
@@ -26,6 +32,7 @@ from streams.dsl.topic import Topic, declared_topic, serdes_for, topic_name
 from streams.metrics import Metrics
 from streams.partitioner import KeyPartitioner
 from streams.processors.endpoints import Source
+from streams.processors.record_cache import CacheBudget
 from streams.record import Headers, Record
 from streams.runtime.stores import TaskStore
 from streams.serdes import SerdeLike, check_serdes
@@ -70,10 +77,12 @@ class TestDriver:
         for store in self.global_stores.values():
             self.partition_counts.setdefault(store.topic, counts.get(store.topic, 1))
         global_views = {name: TaskGlobalStore(store) for name, store in self.global_stores.items()}
+        budget = CacheBudget(self.config.cache_max_bytes)
         self.metrics = Metrics(self.config.metrics_recording_level)
         self.tasks = {
             task_id: Task(plan, self.config.app_id, self.partition_counts, self.error_policy,
-                          metrics=self.metrics, clock=lambda: self.wall_clock,
+                          metrics=self.metrics, clock=lambda: self.wall_clock, cache_budget=budget,
+                          max_future_skew_ms=int(self.config.max_future_skew * 1000),
                           stores={**{s.name: TaskStore(s, plan.partition, None) for s in plan.subtopology.stores},
                                   **global_views})
             for task_id, plan in self.plan.tasks.items()
@@ -103,12 +112,31 @@ class TestDriver:
     def pipe_raw(self, topic: str | Topic, key: bytes | None, value: bytes | None, timestamp: int | None = None,
                  headers: Headers = (), partition: int | None = None) -> None:
         """Send already-serialized bytes (for example, malformed input)."""
+        self._deliver(self._placed(topic, key, value, timestamp, headers, partition))
+        self._commit()
+
+    def _placed(self, topic: str | Topic, key: bytes | None, value: bytes | None, timestamp: int | None,
+                headers: Headers, partition: int | None) -> OutRecord:
         topic = topic_name(topic)
-        count = self.partition_counts[topic]
         if partition is None:
-            partition = self._partitioner(key, count)
-        self._deliver(OutRecord(topic, partition, key, value,
-                                self.wall_clock if timestamp is None else timestamp, tuple(headers)))
+            partition = self._partitioner(key, self.partition_counts[topic])
+        return OutRecord(topic, partition, key, value, self.wall_clock if timestamp is None else timestamp,
+                         tuple(headers))
+
+    def _commit(self) -> None:
+        """A commit point: flush the record caches, run what they forward to completion, then the stores.
+
+        Inside a batch() block the commit waits for the block's end.
+        """
+        if self._batch is not None:
+            return
+        while flushed := [task for task in self.tasks.values() if task.flush_caches()]:
+            for task in flushed:
+                for out in self._take_output(task):
+                    self._deliver(out)
+        for task in self.tasks.values():
+            task.changelog_output()
+            task.checkpoint_stores({})
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -132,6 +160,7 @@ class TestDriver:
             self._batch = None
         while batch:
             batch = self._run_batch(batch)
+        self._commit()
 
     def _run_batch(self, records: list[OutRecord]) -> list[OutRecord]:
         """Run records as one poll; returns what they wrote to topics that tasks read."""
@@ -170,6 +199,7 @@ class TestDriver:
         return RawRecord(out.topic, out.partition, offset, out.timestamp or 0, out.key, out.value, out.headers)
 
     def _deliver(self, record: OutRecord) -> None:
+        """Run one record, and every record it causes downstream, to completion (no commit)."""
         if self._batch is not None:
             self._batch.append(record)
             return
@@ -185,8 +215,6 @@ class TestDriver:
             if task.agents:
                 self._loop.run_until_complete(task.drain_agents())
             pending.extend(self._take_output(task))
-            task.changelog_output()
-            task.checkpoint_stores({})
 
     def _take_output(self, task: Task) -> list[OutRecord]:
         """The task's output; a topic first met at run time (a to(function) choice) has one partition here."""
@@ -212,6 +240,7 @@ class TestDriver:
             task.punctuate()
             for out in self._take_output(task):
                 self._deliver(out)
+        self._commit()
 
     def read_output(self, topic: str | Topic, key_serde: SerdeLike = None, value_serde: SerdeLike = None, *,
                     key_type: type | None = None, value_type: type | None = None) -> list[Record]:

@@ -36,14 +36,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from streams import App
 from streams.partitioner import partition_for
 from streams.testing import TestDriver
-from streams.windows import WindowedSerde
+from streams.windows import WindowedJsonSerde
 from tests.conftest import create_topics
 
 REPO = Path(__file__).resolve().parent.parent
 ORACLE_MODULE = REPO / "tests" / "oracle"
 DEFAULT_SEEDS = (1, 2, 3)
 KEYS = tuple(f"k{i:02d}" for i in range(20))
-WINDOWED = WindowedSerde("str")
+WINDOWED = WindowedJsonSerde("str")  # the default key serde of windowed results
 CLOSE_KEY = "~close"
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
 # Event times near now: the broker deletes records older than its retention (7 days) at once.

@@ -79,7 +79,8 @@ async def test_chaos_kill_9_exactly_once(brokers, tmp_path):
         for key, value in decoded(records):
             counts.setdefault(key, []).append(value["count"])
         for key, seen in counts.items():
-            assert seen == list(range(1, len(seen) + 1)), f"{key}: output updates repeated or missing"
+            # the record cache sends the last update per key of each commit: counts only grow, none repeats
+            assert seen == sorted(set(seen)), f"{key}: an output update repeated"
         changelog = await read_topic(brokers, f"{app_id}-totals-changelog", expected=None, timeout=60, idle=3)
         assert {k: v for k, v in decoded(changelog)} == expected_final
     finally:

@@ -62,7 +62,7 @@ def test_copartitioning_error_names_topics():
 
 def test_empty_topology_is_an_error():
     with pytest.raises(TopologyError, match="no source"):
-        App("a", brokers="x").topology()
+        App("a", brokers="memory://").topology()
 
 
 def assignor_for(app: App) -> TaskAssignor:
@@ -144,4 +144,4 @@ async def test_timer_and_crontab_under_manual_clock():
 
 def test_invalid_crontab_is_rejected():
     with pytest.raises(ValueError, match="invalid crontab"):
-        App("a", brokers="x").crontab("every day")(lambda: None)
+        App("a", brokers="memory://").crontab("every day")(lambda: None)

@@ -637,3 +637,23 @@ def test_a_task_keeps_two_inputs_in_timestamp_order_across_polls():
         assert task.metrics.get("late_records") == 0
         assert task.offsets == {TopicPartition("right", 0): 2, TopicPartition("left", 0): 2}
         task.close()
+
+
+def test_a_record_from_the_future_goes_to_the_dlq_before_it_can_hold_back_its_partition():
+    """Ordered by its time, it would put the rest of its partition behind the whole other input: late."""
+    app = stream_stream_app("left", JoinWindows(0, 10))
+    with TestDriver(app) as driver:
+        task = join_task(driver)
+        far = 253402214400000
+        task.process({TopicPartition("left", 0): [raw_at("left", 0, 1, b"a", b'"oa"'),
+                                                 raw_at("left", 1, far, b"a", b'"ox"'),
+                                                 raw_at("left", 2, 95, b"b", b'"ob"')],
+                      TopicPartition("right", 0): [raw_at("right", 0, 5, b"a", b'"pa"'),
+                                                  raw_at("right", 1, 100, b"b", b'"pb"')]})
+        output = task.take_output()
+        assert [(r.key, r.value) for r in output if r.topic == "out"] == [(b"a", b'["oa","pa"]'),
+                                                                           (b"b", b'["ob","pb"]')]
+        [dead] = [r for r in output if r.topic == app.config.dlq_topic]
+        assert dead.timestamp == far and dict(dead.headers)["streams.error.type"] == b"FutureTimestampError"
+        assert task.metrics.get("late_records") == 0
+        task.close()

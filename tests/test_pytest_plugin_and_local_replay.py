@@ -41,6 +41,7 @@ async def test_embedded_fixture_runs_an_app(embedded_brokers, tmp_path):
 
 async def test_replay_on_local_broker_reproduces_outputs(tmp_path, monkeypatch):
     monkeypatch.delenv("STREAMS_BROKERS", raising=False)
+    monkeypatch.setenv("STREAMS_CACHE_MAX_BYTES", "0")  # one output per input, to compare the replay's outputs
     url = f"local://{tmp_path / 'broker'}"
     app = counting_app(url, tmp_path / "state")
     transport = app.transport()

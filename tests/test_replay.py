@@ -9,9 +9,11 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams import App
 from streams.runtime.replay import ReplayTarget, parse_duration
+from streams.runtime.state_lock import StateDirLock
 from tests.conftest import create_topics, unique_name
-from tests.kafka_helpers import decoded, produce, read_topic
+from tests.kafka_helpers import FAST_GROUP, decoded, produce, read_topic, running
 from tests.process_helpers import REPO, WorkerProcess
 
 
@@ -48,7 +50,8 @@ async def test_replay_to_earliest_reproduces_outputs(brokers, tmp_path):
     src, out, app_id = unique_name("in"), unique_name("out"), unique_name("replay")
     await create_topics(brokers, {src: 2, out: 2})
     env = {"TEST_APP_ID": app_id, "TEST_IN": src, "TEST_OUT": out, "TEST_MODE": "count",
-           "TEST_STATE_DIR": str(tmp_path / "state"), "TEST_COMMIT_INTERVAL": "0.2"}
+           "TEST_STATE_DIR": str(tmp_path / "state"), "TEST_COMMIT_INTERVAL": "0.2",
+           "STREAMS_CACHE_MAX_BYTES": "0"}  # one output per input, to compare the replay's outputs
     events = [(f"e{i}", {"user": f"u{i % 7}"}) for i in range(140)]
     await produce(brokers, src, events)
     worker = WorkerProcess(brokers, env, tmp_path / "w1.log").start()
@@ -114,3 +117,47 @@ async def test_replay_by_duration_and_datetime_and_rebuild(brokers, tmp_path):
     rebuilt = cli(brokers, env, "rebuild")
     assert rebuilt.returncode == 0 and "delete local state" in rebuilt.stdout
     assert not (tmp_path / "state" / app_id).exists()
+
+
+async def test_rebuild_refuses_while_the_app_runs(brokers, tmp_path):
+    src, out, app_id = unique_name("in"), unique_name("out"), unique_name("rebuild")
+    await create_topics(brokers, {src: 1, out: 1})
+    env = {"TEST_APP_ID": app_id, "TEST_IN": src, "TEST_OUT": out, "TEST_STATE_DIR": str(tmp_path / "state"),
+           "TEST_MODE": "count"}
+    await produce(brokers, src, [(f"e{i}", {"user": f"u{i % 2}"}) for i in range(10)])
+    app = App(app_id, brokers=brokers, state_dir=tmp_path / "state", commit_interval=0.2, consumer_config=FAST_GROUP)
+    app.stream(src).group_by(lambda k, v: v["user"], name="by-user").count(name="counts").to_stream().to(out)
+    async with running(app) as worker:
+        await read_topic(brokers, out, expected=10)
+        refused = cli(brokers, env, "rebuild")
+        assert refused.returncode == 2
+        assert refused.stderr.strip().splitlines() == [
+            f"error: application {app_id!r} has 1 active members",
+            "hint: stop every worker before rebuilding (its stores would be deleted under it)"]
+        assert (tmp_path / "state" / app_id / "1_0").is_dir()
+        await produce(brokers, src, [(f"e{i}", {"user": f"u{i % 2}"}) for i in range(10, 20)])
+        got = await read_topic(brokers, out, expected=20)
+        assert worker.tasks and worker.consumer is not None
+    assert max(v for k, v in decoded(got) if k == "u0") == 10
+    rebuilt = cli(brokers, env, "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert not (tmp_path / "state" / app_id).exists()
+
+
+def test_rebuild_without_a_broker_still_refuses_while_a_local_worker_holds_the_state(tmp_path):
+    """No broker to ask about the group: the state folder's lock guards this machine's workers."""
+    app_id = unique_name("rebuild-offline")
+    env = {"TEST_APP_ID": app_id, "TEST_IN": "in", "TEST_OUT": "out", "TEST_STATE_DIR": str(tmp_path)}
+    config = App(app_id, state_dir=tmp_path).config
+    (config.state_path("0_0")).mkdir(parents=True)
+    held = StateDirLock(config)
+    held.acquire()
+    try:
+        refused = cli("127.0.0.1:1", env, "rebuild")
+    finally:
+        held.release()
+    assert refused.returncode == 2 and "is in use by another worker" in refused.stderr
+    assert config.state_path("0_0").is_dir()
+    rebuilt = cli("127.0.0.1:1", env, "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "cannot be reached" in rebuilt.stdout and not config.state_path().exists()

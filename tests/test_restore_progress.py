@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from streams.progress import RestoreProgressBar
-from streams.runtime.restore import restore_store
+from streams.runtime.restore import restore_store, restore_stores
 from streams.runtime.stores import TaskStore
 from streams.serdes import resolve
 from streams.state.spec import StoreSpec
@@ -43,3 +43,33 @@ async def test_restore_reports_progress_to_the_bar(brokers, tmp_path):
     assert screen.getvalue().count("100%") == 1 and screen.getvalue().count("\n") == 1
     assert store.get(b"k4999") == b"4999"
     store.close()
+
+
+async def test_stores_restore_together_not_one_after_another(brokers, tmp_path):
+    changelog = unique_name("changelog")
+    await create_topics(brokers, {changelog: 3}, {"cleanup.policy": "compact"})
+    for partition in range(3):
+        await produce(brokers, changelog, [(f"p{partition}-k{i}", i) for i in range(3000)], partition=partition)
+    spec = StoreSpec("counts", resolve("str", "str"), resolve("json", "json"), changelog)
+    stores = [TaskStore(spec, partition, tmp_path / f"counts-{partition}") for partition in range(3)]
+    consumer = KafkaTransport(brokers).consumer(None, isolation_level="read_committed",
+                                                config={"max_partition_fetch_bytes": 16 * 1024})
+    await consumer.start()
+    remaining: dict[int, int] = {}
+    overlapped = []
+
+    def listen(name, partition, progress):
+        remaining[partition] = progress.remaining
+        overlapped.append(sum(1 for left in remaining.values() if left > 0))
+
+    try:
+        results = await restore_stores([*stores, TaskStore(StoreSpec("local", spec.key_serde, spec.value_serde,
+                                                                     None), 0, None)],
+                                        consumer, on_progress=listen)
+    finally:
+        await consumer.stop()
+    assert [(r.partition.partition, r.restored) for r in results] == [(0, 3000), (1, 3000), (2, 3000)]
+    assert max(overlapped) >= 2, "a partition made progress while another one was still restoring"
+    for partition, store in enumerate(stores):
+        assert store.checkpoint() == 3000 and store.get(f"p{partition}-k2999".encode()) == b"2999"
+        store.close()

@@ -101,7 +101,8 @@ async def test_restart_restores_only_the_changelog_tail_and_wipe_rebuilds(broker
 async def test_changelog_topics_are_compacted_and_tables_emit_updates(brokers, tmp_path):
     src, out, app_id = unique_name("events"), unique_name("counts-out"), unique_name("cl")
     await create_topics(brokers, {src: 2, out: 2})
-    app = App(app_id, brokers=brokers, state_dir=tmp_path, commit_interval=0.2, consumer_config=FAST_GROUP)
+    app = App(app_id, brokers=brokers, state_dir=tmp_path, commit_interval=0.2, consumer_config=FAST_GROUP,
+              cache_max_bytes=0)  # every update: the test follows each one through the filter
     counts = app.stream(src).group_by_key().count(name="counts")
     counts.filter(lambda k, n: n % 2 == 0).to(out)
     await produce(brokers, src, [("a", 1), ("a", 1), ("b", 1), ("a", 1), ("a", 1)])

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from streams.compiler.fusion import fusable_chains
 from streams.compiler.topology import Node, TopologyBuilder
 from streams.errors import TopologyError
 from streams.serdes import Serde
@@ -29,6 +30,7 @@ class SubTopology:
     sink_topics: list[str]
     stores: list[StoreSpec]
     copartition_groups: list[frozenset[str]] = field(default_factory=list)
+    chains: list[list[Node]] = field(default_factory=list)  # fused chains of stateless operators
 
 
 @dataclass(eq=False)
@@ -87,12 +89,16 @@ class PhysicalPlan:
         return {self.task_of[tp] for tp in partitions if tp in self.task_of}
 
 
-def compile_topology(builder: TopologyBuilder) -> CompiledTopology:
+def compile_topology(builder: TopologyBuilder, fuse: bool = True) -> CompiledTopology:
+    """Cut the graph into sub-topologies; with `fuse`, mark the chains of stateless operators to fuse."""
     if not any(n.is_source for n in builder.nodes):
         raise TopologyError("the topology has no source: call app.stream(...) or app.table(...) first")
     components = _components(builder.nodes)
     components.sort(key=lambda nodes: builder.nodes.index(nodes[0]))
     subtopologies = [_subtopology(i, nodes) for i, nodes in enumerate(components)]
+    if fuse:
+        for sub in subtopologies:
+            sub.chains = fusable_chains(sub.nodes)
     _check_stores_have_one_home(subtopologies)
     return CompiledTopology(
         app_id=builder.app_id,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from streams.processors.record_cache import CacheBudget
 from streams.record import Record
 from streams.state.store import KeyValueStore
 
@@ -23,6 +24,8 @@ class ProcessorContext(Protocol):
     task_id: str
     partition: int
     metrics: Any
+    future_limit: int
+    """The latest timestamp a record may carry; later ones are too far in the future (max_future_skew)."""
 
     @property
     def stream_time(self) -> int: ...
@@ -35,6 +38,9 @@ class ProcessorContext(Protocol):
              partitioner: Callable[[bytes | None, int], int] | None = None) -> None: ...
 
     def report_error(self, record: Record | None, exc: BaseException, operator: str) -> None: ...
+
+    @property
+    def cache_budget(self) -> CacheBudget | None: ...
 
 
 class Processor:
@@ -49,6 +55,10 @@ class Processor:
     def init(self, context: ProcessorContext) -> None:
         self.context = context
 
+    def node_counts(self) -> list[tuple[str, int]]:
+        """(node name, records handed to it) for the topology page and the metrics."""
+        return [(self.name, self.records_in)]
+
     def process(self, batch: list[Record]) -> None:
         raise NotImplementedError
 
@@ -61,6 +71,12 @@ class Processor:
 
     def punctuate(self, wall_clock_ms: int) -> None:
         """Called periodically; windowed operators close windows here."""
+
+    def flush_cache(self) -> None:
+        """Called at each commit, before the changelog: processors with a record cache forward it here."""
+
+    def drop_cache(self) -> None:
+        """Called when uncommitted work is abandoned: processors with a record cache forget it here."""
 
     def close(self) -> None:
         """Release resources; called when the task closes."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
+from streams.errors import FutureTimestampError
 from streams.processors.api import Processor
 from streams.record import Record
 from streams.serdes import Serde
@@ -12,25 +14,49 @@ from streams.transport.base import RawRecord
 
 TimestampExtractor = Callable[[Any, Any, RawRecord], int]
 TopicChooser = Callable[[Any, Any], str]
+_timestamp = attrgetter("timestamp")
 
 
 class Source(Processor):
-    """Deserializes raw records; a record that cannot be read goes to the error policy."""
+    """Deserializes raw records; a record that cannot be read goes to the error policy.
+
+    So does a record stamped too far in the future (past context.future_limit,
+    from max_future_skew): let through, it would move stream time ahead and make
+    every later record late, and it would sort after every other record of the
+    task.  A table's source (check_future=False) lets it through: a table has no
+    stream time to protect.
+    """
 
     def __init__(self, name: str, key_serde: Serde, value_serde: Serde,
-                 timestamp_extractor: TimestampExtractor | None = None) -> None:
+                 timestamp_extractor: TimestampExtractor | None = None, check_future: bool = True) -> None:
         super().__init__(name)
         self.key_serde = key_serde
         self.value_serde = value_serde
         self.timestamp_extractor = timestamp_extractor
+        self.check_future = check_future
 
     def read(self, raws: list[RawRecord]) -> list[Record]:
         """The records that can be read, each with its event time; the others go to the error policy.
 
         The task orders records by these times before it forwards them.
         """
-        if self.timestamp_extractor is not None:
-            return self._read_extracting(raws)
+        records = self._read_extracting(raws) if self.timestamp_extractor is not None else self._read(raws)
+        if self.check_future and records and max(map(_timestamp, records)) > self.context.future_limit:
+            return self._without_future(records)
+        return records
+
+    def _without_future(self, batch: list[Record]) -> list[Record]:
+        limit, kept = self.context.future_limit, []
+        for r in batch:
+            if r.timestamp <= limit:
+                kept.append(r)
+                continue
+            exc = FutureTimestampError(f"timestamp {r.timestamp} is {r.timestamp - limit} ms beyond the "
+                                       f"max_future_skew past wall-clock time (limit {limit})")
+            self.context.report_error(r, exc, self.name)
+        return kept
+
+    def _read(self, raws: list[RawRecord]) -> list[Record]:
         keys_of = getattr(self.key_serde, "deserialize_many", None)
         values_of = getattr(self.value_serde, "deserialize_many", None)
         if keys_of is not None and values_of is not None:
@@ -57,7 +83,7 @@ class Source(Processor):
         return out
 
     def _read_extracting(self, raws: list[RawRecord]) -> list[Record]:
-        """read()'s loop with the timestamp taken from the extractor."""
+        """_read()'s loop with the timestamp taken from the extractor."""
         deserialize_key = self.key_serde.deserialize
         deserialize_value = self.value_serde.deserialize
         extract = self.timestamp_extractor

@@ -1,7 +1,10 @@
 """Stateful operators: aggregations and table materialization.
 
 They keep state in the task's store through the store's write cache, so a
-commit sends one changelog record per changed key.  Values are serialized into
+commit sends one changelog record per changed key.  An aggregation also keeps
+its downstream updates in a record cache (streams/processors/record_cache.py)
+unless the `cache_max_bytes` setting is 0: downstream sees the last update per
+key at each commit.  Values are serialized into
 the store with the table's serdes; what they forward downstream is the new
 value, keyed and timestamped like the record that caused it.
 """
@@ -13,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.processors.api import Processor, StoreProcessor
+from streams.processors.record_cache import ENTRY_OVERHEAD, RecordCache
 from streams.record import Record
 from streams.serdes import Serde
 from streams.state.versioned import DROPPED, LATEST, VersionedStore
@@ -31,11 +35,18 @@ class Aggregate(StoreProcessor):
         self.key_serde = key_serde
         self.value_serde = value_serde
 
+    def init(self, context: Any) -> None:
+        super().init(context)
+        budget = context.cache_budget
+        self.cache = RecordCache(budget) if budget is not None and budget.enabled else None
+
     def process(self, batch: list[Record]) -> None:
         get, put = self.store.get, self.store.put
         serialize_key = self.key_serde.serialize
         serialize, deserialize = self.value_serde.serialize, self.value_serde.deserialize
-        initializer, aggregator, out = self.initializer, self.aggregator, []
+        initializer, aggregator, cache, out = self.initializer, self.aggregator, self.cache, []
+        pending = cache.entries if cache is not None else None
+        grown = 0
         for r in batch:
             if r.key is None or r.value is None:
                 self.context.metrics.incr("dropped_null_records", 1, self.name)
@@ -44,12 +55,32 @@ class Aggregate(StoreProcessor):
                 key = serialize_key(r.key)
                 current = get(key)
                 aggregate = aggregator(r.key, r.value, initializer() if current is None else deserialize(current))
-                put(key, serialize(aggregate))
+                value = serialize(aggregate)
+                put(key, value)
             except Exception as exc:
                 self.context.report_error(r, exc, self.name)
                 continue
-            out.append(Record(r.key, aggregate, r.timestamp, r.headers, r.origin))
+            update = Record(r.key, aggregate, r.timestamp, r.headers, r.origin)
+            if pending is None:
+                out.append(update)
+            else:
+                if key not in pending:
+                    grown += len(key) + len(value) + ENTRY_OVERHEAD
+                pending[key] = update
+        if cache is not None and cache.grown(grown):
+            out = cache.take()
         self.forward(out)
+
+    def flush_cache(self) -> None:
+        if self.cache is not None:
+            self.forward(self.cache.take())
+
+    def drop_cache(self) -> None:
+        if self.cache is not None:
+            self.cache.take()
+
+    def close(self) -> None:
+        self.drop_cache()  # gives its bytes back to the worker's budget
 
 
 def reducer_as_aggregator(reducer: Callable[[Any, Any], Any]) -> tuple[Callable[[], Any], Callable]:

@@ -2,6 +2,12 @@
 
 A commit covers every task the worker runs, at once:
 
+0. Record caches.  Each task forwards its tables' cached updates, the last
+   one per key since the previous commit (docs/state.md, "Record cache"), and
+   the runtime queues what they produce like any other output: on the shared
+   producer, or under exactly-once in the open transaction (the worker's, or
+   the task's own under exactly_once), so they commit or abort with the records
+   that caused them.
 1. Changelog.  Each task hands over its stores' pending changes, deduplicated
    per key (last write wins), as changelog records; they are queued on the
    producer behind the task's outputs.
@@ -14,7 +20,10 @@ A commit covers every task the worker runs, at once:
    Under exactly_once_v2 all the worker's tasks share one transaction, and the
    offsets carry the consumer's group metadata: the group coordinator refuses
    them if the group has rebalanced without this worker's generation (a zombie),
-   and the commit fails here.  Under exactly_once each task commits its own
+   and the commit fails here.  A worker that has no generation at all (its
+   membership expired, so the client reset it) refuses to commit: offsets sent
+   without a generation are not checked by the coordinator, which would let a
+   zombie commit work whose tasks another worker has taken over.  Under exactly_once each task commits its own
    transaction, fenced by the task's transactional id.
 4. Local state.  Each task writes its cache to its stores in one batch per
    store, together with the changelog offset that batch reaches (the store's
@@ -25,7 +34,7 @@ A commit covers every task the worker runs, at once:
    commit: at-least-once may apply them twice, never zero times.
 6. Exactly-once opens the next transaction lazily, at the next send.
 
-If step 2 or 3 fails, the error propagates.  Under at-least-once the worker
+If step 0, 2 or 3 fails, the error propagates.  Under at-least-once the worker
 stops without committing offsets, so the records since the last commit are
 processed again.  Under exactly-once the worker aborts the open transactions,
 discards the caches, closes its tasks without committing and rejoins the group:
@@ -39,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from streams.task.task import Task
@@ -82,15 +91,21 @@ async def commit_tasks(
     producer_per_task: bool = False,
     group_id: str = "",
     stats: CommitStats | None = None,
+    send_output: Callable[[list[Task]], Awaitable[None]] | None = None,
 ) -> dict[TopicPartition, int]:
     """Run the numbered steps above for the given tasks; return the committed input offsets.
 
+    send_output queues the output that step 0 produces; it may close a task (a fenced
+    one), so `tasks` may be a live view that is read again after step 0.
     With one producer per task (exactly_once) the tasks commit concurrently, each
     its own transaction, and the first error is raised once every task has
     finished.  Otherwise the tasks share one producer: at-least-once, or the one
     transaction of exactly_once_v2.
     """
     started = time.perf_counter()
+    flushed = [task for task in list(tasks) if task.flush_caches()]  # step 0
+    if flushed and send_output is not None:
+        await send_output(flushed)
     tasks = list(tasks)
     if exactly_once and producer_per_task:
         results = await asyncio.gather(*(_commit_one(task, producer_of(task), group_id) for task in tasks),

@@ -168,7 +168,8 @@ class WorkerCollector(Collector):
                                   "since the task opened (debug level).", labels=labels)
         for task_id, task in sorted(worker.tasks.items()):
             for processor in task.processors:
-                nodes.add_metric([*base.values(), task_id, processor.name], processor.records_in)
+                for name, count in processor.node_counts():
+                    nodes.add_metric([*base.values(), task_id, name], count)
             for name, store in sorted(task.stores.items()):
                 values = [*base.values(), task_id, name]
                 size_bytes = getattr(getattr(store, "local", None), "size_bytes", None)

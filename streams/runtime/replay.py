@@ -1,7 +1,8 @@
 """Replay, reset and rebuild: move an application back in time and rebuild its state.
 
 Like Kafka's streams application reset tool, these need the application stopped:
-with active group members they refuse.  Each returns the lines it printed, one
+with active group members they refuse, and a worker on this machine holding the
+state folder's lock stops the wipe.  Each returns the lines it printed, one
 per action, topic by topic.
 """
 
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from streams.compiler.compile import CompiledTopology
 from streams.config import StreamsConfig
 from streams.errors import StreamsError
+from streams.runtime.state_lock import StateDirLock
 from streams.transport.base import Admin, TopicPartition
 from streams.transport.factory import open_transport
 
@@ -105,10 +107,7 @@ async def replay(config: StreamsConfig, topology: CompiledTopology, target: Repl
     admin = open_transport(config).admin()
     await admin.start()
     try:
-        members = await admin.active_members(config.app_id)
-        if members:
-            raise StreamsError(f"application {config.app_id!r} has {len(members)} active members; stop every worker "
-                               "before replaying (the reset needs the consumer group empty)")
+        await _refuse_while_running(admin, config, "replaying (the reset needs the consumer group empty)")
         partitions = await _input_partitions(topology, admin)
         offsets = await _targets(admin, partitions, target)
         prefix = "would " if dry_run else ""
@@ -129,25 +128,65 @@ async def replay(config: StreamsConfig, topology: CompiledTopology, target: Repl
     return lines
 
 
+async def _refuse_while_running(admin: Admin, config: StreamsConfig, doing: str) -> None:
+    members = await admin.active_members(config.app_id)
+    if members:
+        raise StreamsError(f"application {config.app_id!r} has {len(members)} active members",
+                           hint=f"stop every worker before {doing}")
+
+
 def wipe_local_state(config: StreamsConfig, dry_run: bool, say: Callable[[str], None]) -> None:
+    """Delete the app's state folder, holding its lock: a worker on this machine that holds it stops the wipe."""
     folder = config.state_path()
-    prefix = "would " if dry_run else ""
-    if folder.exists():
-        say(f"  {prefix}delete local state {folder}")
-        if not dry_run:
-            shutil.rmtree(folder)
-    else:
+    if not folder.exists():
         say(f"  no local state at {folder}")
+        return
+    if dry_run:
+        say(f"  would delete local state {folder}")
+        return
+    lock = StateDirLock(config)
+    lock.acquire()
+    try:
+        say(f"  delete local state {folder}")
+        shutil.rmtree(folder)
+    finally:
+        lock.release()
 
 
-def rebuild(config: StreamsConfig, dry_run: bool = False, out: Callable[[str], None] = print) -> list[str]:
-    """Wipe local state only: the next start restores every store from its changelog."""
+async def rebuild(config: StreamsConfig, dry_run: bool = False, out: Callable[[str], None] = print) -> list[str]:
+    """Wipe local state only: the next start restores every store from its changelog.
+
+    Refused while the group has active members, as replay and reset are: a
+    running worker's stores would vanish under it.  Local state needs no broker,
+    so with none reachable the state folder's lock alone guards the workers of
+    this machine, the only ones whose stores a rebuild here deletes.
+    """
     lines: list[str] = []
 
     def say(line: str) -> None:
         lines.append(line)
         out(line)
 
+    reached = await _check_group_if_reachable(config)
     say(f"{'would rebuild' if dry_run else 'rebuilding'} local state of {config.app_id} from changelogs on next start:")
+    if not reached:
+        say(f"  the brokers at {config.brokers} cannot be reached: only this machine's workers are checked, "
+            "by the state folder's lock")
     wipe_local_state(config, dry_run, say)
     return lines
+
+
+async def _check_group_if_reachable(config: StreamsConfig) -> bool:
+    """Refuse if the group has active members; False if the brokers cannot be reached to ask."""
+    from aiokafka.errors import KafkaConnectionError
+
+    admin = open_transport(config).admin()
+    try:
+        await admin.start()
+    except KafkaConnectionError:
+        return False
+    try:
+        await _refuse_while_running(admin, config, "rebuilding (its stores would be deleted under it)")
+    finally:
+        await admin.stop()
+    return True

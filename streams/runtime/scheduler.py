@@ -2,11 +2,16 @@
 
 The schedule is pure arithmetic over an injected clock, so tests can move time
 by hand; the worker's loop only asks what is due and sleeps until the next one.
+
+A callback that raises is logged and runs again when next due, as an agent
+restarts after an error: one bad tick must not stop the worker.  With
+on_error="fail" it stops the worker instead (TimerError).
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -14,6 +19,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+
+from streams.errors import TimerError
+
+log = logging.getLogger(__name__)
 
 
 class Clock:
@@ -75,9 +84,11 @@ def cron(expression: str, tz: str | tzinfo | None = None) -> Callable[[float], f
 
 
 class Scheduler:
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, fail_on_error: bool = False) -> None:
         self.clock = clock or Clock()
+        self.fail_on_error = fail_on_error
         self.schedules: list[Schedule] = []
+        self.failures = 0
 
     def add(self, schedule: Schedule) -> None:
         self.schedules.append(schedule)
@@ -94,7 +105,13 @@ class Scheduler:
     async def run_due(self, is_leader: bool) -> int:
         fired = 0
         for schedule in self.due(is_leader):
-            await schedule.fire(self.clock.now())
+            try:
+                await schedule.fire(self.clock.now())
+            except Exception as exc:
+                self.failures += 1
+                if self.fail_on_error:
+                    raise TimerError(f"timer {schedule.name!r} failed: {type(exc).__name__}: {exc}") from exc
+                log.exception("timer %s failed; it runs again when next due", schedule.name)
             fired += 1
         for schedule in self.schedules:
             if schedule.on_leader and not is_leader and schedule.due <= self.clock.now():

@@ -21,6 +21,8 @@ from streams.partitioner import KeyPartitioner
 from streams.processors.agents import AgentProcessor
 from streams.processors.api import Processor
 from streams.processors.endpoints import Source
+from streams.processors.fused import FusedChain
+from streams.processors.record_cache import CacheBudget
 from streams.processors.stateless import Split
 from streams.record import Record
 from streams.serdes import Serde
@@ -50,6 +52,8 @@ class Task:
         metrics: Metrics | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         max_idle_ms: int = 0,
+        cache_budget: CacheBudget | None = None,
+        max_future_skew_ms: int = 86_400_000,
     ) -> None:
         self.plan = plan
         self.app_id = app_id
@@ -60,6 +64,9 @@ class Task:
         self.stores = dict(stores or {})
         self.metrics: TaskMetrics = (metrics or Metrics()).for_task(self.task_id)
         self.clock = clock
+        self.cache_budget = cache_budget
+        self.max_future_skew_ms = max_future_skew_ms
+        self.future_limit = self._future_limit()
         self.output: list[OutRecord] = []
         # Records for topics whose size the task does not know yet (chosen per record): placed by
         # place_unplaced() once the runtime has looked the topics up.
@@ -86,11 +93,18 @@ class Task:
             processor.init(self)
 
     def _instantiate(self) -> tuple[list[Processor], dict[str, list[Source]]]:
-        nodes = self.plan.subtopology.nodes
+        """One processor per node, except that each fused chain becomes one FusedChain (its head's place)."""
+        sub = self.plan.subtopology
+        inner = {id(node) for chain in sub.chains for node in chain[1:]}
+        nodes = [node for node in sub.nodes if id(node) not in inner]
         made = {id(node): node.factory() for node in nodes}
+        ends = {}
+        for chain in sub.chains:
+            made[id(chain[0])] = FusedChain([made[id(chain[0])], *(node.factory() for node in chain[1:])])
+            ends[id(chain[0])] = chain[-1]
         for node in nodes:
             processor = made[id(node)]
-            processor.children = [made[id(child)] for child in node.children]
+            processor.children = [made[id(child)] for child in ends.get(id(node), node).children]
             if isinstance(processor, Split):
                 processor.branches = {child.branch: made[id(child)] for child in node.children}
         sources: dict[str, list[Source]] = {}
@@ -107,6 +121,14 @@ class Task:
 
     def wall_clock_ms(self) -> int:
         return self.clock()
+
+    def _future_limit(self) -> int:
+        """The latest timestamp a record may have: max_future_skew past the later of the clock and real time.
+
+        The later of the two, because the TestDriver's clock starts at 0 and would
+        make every record stamped with real time look like it came from the future.
+        """
+        return max(self.clock(), wall_clock_ms()) + self.max_future_skew_ms
 
     def get_store(self, name: str) -> Any:
         try:
@@ -238,6 +260,7 @@ class Task:
 
     def _process(self, batches: Mapping[TopicPartition, list[RawRecord]]) -> int:
         """process() without the timing; returns how many records went through the topology."""
+        self.future_limit = self._future_limit()
         positions, inputs = self.positions, self.inputs
         for tp, raws in batches.items():
             if not raws:
@@ -293,6 +316,17 @@ class Task:
         for processor in self.processors:
             processor.punctuate(now)
 
+    def flush_caches(self) -> bool:
+        """Forward the record caches' pending updates (step 0 of the commit protocol); True if there is output.
+
+        Processors run in topological order, so what one cache forwards into a
+        downstream cache of the same task is flushed by that one in turn.
+        """
+        with gc_paused():
+            for processor in self.processors:
+                processor.flush_cache()
+        return bool(self.output or self.unplaced)
+
     def changelog_output(self) -> list[OutRecord]:
         """Pending store changes as changelog records (step 1 of the commit protocol)."""
         out: list[OutRecord] = []
@@ -311,6 +345,8 @@ class Task:
 
     def discard_stores(self) -> None:
         """Drop uncommitted store changes, after an aborted transaction."""
+        for processor in self.processors:
+            processor.drop_cache()
         for store in self.stores.values():
             store.discard()
         self.offsets.clear()

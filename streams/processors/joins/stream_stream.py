@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.processors.api import Processor
+from streams.processors.late import LateDrops
 from streams.record import Record
 from streams.serdes import Serde
 from streams.windows.join_store import LEFT, RIGHT, JoinBuffer, PendingUnmatched
@@ -86,6 +87,7 @@ class StreamJoinSide(Processor):
         # A left record at t meets right times in [t - before, t + after]; a right one the mirror image.
         self.reach = (window.before, window.after) if left_side else (window.after, window.before)
         self.state: JoinState = None  # type: ignore[assignment]
+        self.late = LateDrops(name)
 
     def init(self, context: Any) -> None:
         super().init(context)
@@ -210,7 +212,7 @@ class StrictJoinSide(StreamJoinSide):
                 state.stream_time = ts
                 self._close(out)
             if ts + span < state.stream_time:
-                metrics.incr("late_records", 1, self.name)
+                self.late.dropped(self.context, ts, state.stream_time, self.window.grace)
                 continue
             try:
                 key, value = serialize_key(r.key), serialize(r.value)

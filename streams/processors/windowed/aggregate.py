@@ -26,17 +26,15 @@ subclass computes every new aggregate before it writes any.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from streams.processors.api import Processor
+from streams.processors.late import LateDrops
 from streams.record import Record
 from streams.serdes import Serde
 from streams.windows.definitions import Hopping, WindowDefinition, Windowed
 from streams.windows.store import NO_TIME, WindowStore, key_prefix, pack_time, split_window_key, unpack_newest
-
-log = logging.getLogger(__name__)
 
 NOTHING_DUE = 1 << 62
 """The next due index time when no window is waiting for its final result."""
@@ -72,6 +70,7 @@ class WindowAggregate(Processor):
         self._next_due = NOTHING_DUE  # no window is indexed in (_due_to, _next_due)
         self._oldest: int | None = None  # no window is indexed below this time (None: not known yet)
         self._last_activity = 0
+        self.late = LateDrops(name)
 
     def init(self, context: Any) -> None:
         super().init(context)
@@ -110,9 +109,7 @@ class WindowAggregate(Processor):
                 self.context.report_error(r, exc, self.name)
                 accepted = True
             if not accepted:
-                self.context.metrics.incr("late_records", 1, self.name)
-                log.debug("%s: dropped a late record at %d (stream time %d, grace %d ms)",
-                          self.name, ts, self.stream_time, self.window.grace)
+                self.late.dropped(self.context, ts, self.stream_time, self.window.grace)
         self._last_activity = self.context.wall_clock_ms()
         if self.stream_time != started or self.store_time != stored:
             self._save_times()

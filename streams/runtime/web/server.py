@@ -45,7 +45,8 @@ class RateSampler:
         totals: dict[str, int] = {}
         for task in list(self.worker.tasks.values()):
             for processor in task.processors:
-                totals[processor.name] = totals.get(processor.name, 0) + processor.records_in
+                for name, count in processor.node_counts():
+                    totals[name] = totals.get(name, 0) + count
         return totals
 
     def sample(self) -> None:

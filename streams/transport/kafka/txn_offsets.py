@@ -268,6 +268,12 @@ async def send_offsets_with_generation(producer: AIOKafkaProducer, offsets: Mapp
         raise IllegalOperation("offsets join a transaction only while one is open")
     if not offsets:
         return
+    if group.generation_id < 0 or not group.member_id:
+        # The coordinator checks nothing for generation -1, the value of clients from before KIP-447; a
+        # consumer whose membership lapsed (it froze past its session timeout) has reset to just that.
+        raise GenerationFencedError(
+            f"offsets refused here: this consumer is not a member of group {group.group_id!r} now (its membership "
+            "lapsed), and its partitions may belong to another worker")
     transactional_id = manager.transactional_id
     coordinator = _Coordinator(producer.client, CoordinationType.TRANSACTION, transactional_id, timeout_s, backoff_s)
     while True:
