@@ -165,12 +165,6 @@ class RoutedStoreView:
     def __len__(self) -> int:
         return len(self.local())
 
-    def __getattr__(self, name: str) -> Any:
-        """Other reads of the store's own view (a versioned table's versions(), ...), over this process's tasks."""
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._local(), name)
-
     # -- helpers
 
     def _plan(self, key: Any, allow_standby: bool) -> tuple[Plan, bytes]:
