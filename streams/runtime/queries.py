@@ -31,6 +31,7 @@ from streams.partitioner import partition_for
 from streams.serdes import BytesSerde, FloatSerde, IntSerde, JsonSerde
 from streams.state.global_store import GLOBAL_KIND
 from streams.state.spec import StoreSpec
+from streams.state.versioned import VERSIONED_KIND, VersionedStore
 from streams.windows.definitions import Windowed
 from streams.windows.query import WindowStoreView
 
@@ -182,7 +183,7 @@ class StoreDirectory:
                                 "standby": plan.standby}
         if plan.standby and worker is not None:
             body["lag"] = worker.standby_lag(plan.task, spec.name)
-        raw_value = plan.local.get(raw_key)
+        raw_value = read_value(spec, plan.local, raw_key)
         body["found"] = raw_value is not None
         body["value"] = None if raw_value is None else spec.value_serde.deserialize(raw_value)
         body["value_b64"] = b64(raw_value)
@@ -237,6 +238,13 @@ class StoreDirectory:
             return []
         return sorted((task_id, task.stores[spec.name]) for w in self.workers for task_id, task in w.tasks.items()
                       if spec.name in task.stores)
+
+
+def read_value(spec: StoreSpec, store: Any, raw_key: bytes) -> bytes | None:
+    """A key's serialized value in one task's store; a versioned table's history store answers its latest."""
+    if spec.kind == VERSIONED_KIND:
+        return VersionedStore.of(store, spec.options["history_retention"]).get(raw_key)
+    return store.get(raw_key)
 
 
 def window_json(spec: StoreSpec, window: Windowed, value: Any) -> dict[str, Any]:
