@@ -32,7 +32,6 @@ from streams.runtime.worker import running_workers
 from streams.state.global_store import GLOBAL_KIND
 from streams.state.query import store_view
 from streams.state.spec import StoreSpec
-from streams.state.versioned import VERSIONED_KIND, VersionedStoreView
 from streams.windows.definitions import Windowed
 from streams.windows.query import WindowStoreView
 
@@ -92,11 +91,11 @@ class RoutedStoreView:
     def get(self, key: Any, default: Any = None, *, as_of: int | None = None) -> Any:
         """The key's value from whichever worker holds it, or default; windowed stores take a Windowed.
 
-        A versioned table's history store (`<name>-versions`) also answers as_of a time, for keys
-        held in this process.
+        A versioned table's history store (`<name>-versions`) also answers as_of a time, from the
+        tasks of this process.
         """
         if as_of is not None:
-            return self._versioned(key).get(key, default, as_of=as_of)
+            return self._local().get(key, default, as_of=as_of)
         if is_windowed(self.spec):
             return self._window_value(key, self.fetch(key.key, key.start, key.start), default)
         result = self.query(key)
@@ -107,19 +106,6 @@ class RoutedStoreView:
             return self._window_value(key, await self.fetch_async(key.key, key.start, key.start), default)
         result = await self.query_async(key)
         return result.value if result.found else default
-
-    def versions(self, key: Any) -> list[tuple[int, int | None, Any]]:
-        """A versioned table's versions of a key held in this process (VersionedStoreView.versions)."""
-        return self._versioned(key).versions(key)
-
-    def _versioned(self, key: Any) -> VersionedStoreView:
-        if self.spec.kind != VERSIONED_KIND:
-            raise TypeError(f"store {self.spec.name!r} is not a versioned table's history")
-        plan, _raw_key = self._plan(key, False)
-        if plan.local is None:
-            raise StoreUnavailableError(f"{self.spec.name}: the history of a key answers only in the process "
-                                        f"that holds it (task {plan.task} runs elsewhere)")
-        return VersionedStoreView(self.spec, [plan.local])
 
     # -- a key's windows
 
