@@ -112,6 +112,7 @@ def test_a_late_order_joins_the_rate_valid_at_its_time():
         assert history.get("EUR", as_of=3 * minute) == 1.15 and history.get("EUR") == 1.2
         assert history.versions("EUR") == [(0, 3 * minute, 1.1), (3 * minute, 5 * minute, 1.15),
                                            (5 * minute, None, 1.2)]
+        assert dict(history.items()) == {"EUR": 1.2} and len(history) == 1
         driver.pipe_input("rates", "EUR", None, timestamp=20 * minute)  # a delete; the history moves on
         driver.pipe_input("rates", "EUR", 9.9, timestamp=5 * minute)  # older than the retention: dropped
         driver.pipe_input("orders", "EUR", "o5", timestamp=12 * minute)
@@ -119,6 +120,7 @@ def test_a_late_order_joins_the_rate_valid_at_its_time():
         assert driver.read_key_values("out") == [("EUR", ["o5", 1.2]), ("EUR", ["o6", None])]
         assert driver.tasks["0_0"].metrics.get("late_records") == 1
         assert history.versions("EUR") == [(5 * minute, 20 * minute, 1.2), (20 * minute, None, None)]
+        assert dict(history.items()) == {} and history.get("EUR", "gone") == "gone"
 
 
 def test_versioned_argument_is_checked():

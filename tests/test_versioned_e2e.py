@@ -33,6 +33,9 @@ async def test_versioned_table_history_across_a_wiped_restart(brokers, tmp_path)
         await wait_for(lambda: len(app.store("rates-versions").versions("EUR")) == 3
                        and app.store("rates-versions").versions("USD"))
         assert app.store("rates").get("EUR") == 1.20  # the newest by time, though not the last written
+        history = app.store("rates-versions")
+        assert history.get("EUR") == 1.20 and history.get("EUR", as_of=base + 6 * MINUTE) == 1.15
+        assert dict(history.items()) == {"EUR": 1.20, "USD": 0.90}
         await produce(brokers, t["orders"], [("EUR", "o1", base + 7 * MINUTE), ("EUR", "o2", base + 12 * MINUTE),
                                              ("EUR", "o3", base + 2 * MINUTE), ("USD", "o4", base - MINUTE)])
         out = await read_topic(brokers, t["out"], expected=4)

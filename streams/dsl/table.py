@@ -118,14 +118,14 @@ def versioned_table(builder: TopologyBuilder, source: Node, store_name: str, key
     each has its own changelog, since the topic's order is not the versions' order.  Both
     hold the same bytes, serialized once with the value serde bound to the first changelog.
     """
-    from streams.state.versioned import VersionedStoreView
+    from streams.state.versioned import VERSIONED_KIND, VersionedStoreView
 
     changelog = builder.internal_topic(store_name, "changelog")
     value_serde = bind(value_serde, changelog, False)
     latest = builder.add_store(StoreSpec(store_name, key_serde, value_serde, changelog))
     versions_name = f"{store_name}-versions"
     versions = builder.add_store(StoreSpec(versions_name, key_serde, value_serde,
-                                           builder.internal_topic(versions_name, "changelog"), kind="versioned",
+                                           builder.internal_topic(versions_name, "changelog"), kind=VERSIONED_KIND,
                                            options={"history_retention": retention, "view": VersionedStoreView}))
     node_name = builder.new_name("KTABLE-SOURCE")
     node = builder.add(Node(node_name, "KTABLE-SOURCE", lambda: VersionedTableSource(node_name, store_name,

@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import struct
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from streams.state.store import prefix_end
+
+VERSIONED_KIND = "versioned"
+"""The StoreSpec kind of a versioned table's history store."""
 
 VERSIONS, EXPIRY, META = b"v", b"x", b"m"
 STREAM_TIME_KEY = META + b"stream-time"
@@ -87,6 +91,17 @@ class VersionedStore:
         for _, entry in self.store.range(start, prefix_end(prefix)):
             return entry[1:] if entry[:1] == VALUE else None
         return None
+
+    def latest_items(self) -> Iterator[tuple[bytes, bytes]]:
+        """(key, latest value) of every key whose newest version is not a delete, in key order."""
+        previous = None
+        for vkey, entry in self.store.range(VERSIONS, prefix_end(VERSIONS)):
+            length = _LENGTH.unpack_from(vkey, 1)[0]
+            key = vkey[5:5 + length]
+            if key != previous:
+                previous = key
+                if entry[:1] == VALUE:
+                    yield key, entry[1:]
 
     def versions(self, key: bytes) -> list[tuple[int, int | None, bytes | None]]:
         """(valid from, valid to or None, value or None for a delete) of every version kept, oldest first."""
@@ -177,14 +192,24 @@ class VersionedStoreView:
         self.spec = spec
         self._stores = [VersionedStore.of(store, spec.options["history_retention"]) for store in stores]
 
-    def get(self, key: Any, as_of: int | None = None, default: Any = None) -> Any:
-        """The value valid at as_of (epoch milliseconds; the latest if None)."""
+    def get(self, key: Any, default: Any = None, *, as_of: int | None = None) -> Any:
+        """The value valid at as_of (epoch milliseconds; the latest if None), or default."""
         raw_key = self.spec.key_serde.serialize(key)
         for store in self._stores:
             if store.versions(raw_key):
                 raw = store.get(raw_key, as_of)
                 return default if raw is None else self.spec.value_serde.deserialize(raw)
         return default
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        """Every key's latest value (keys whose latest version is a delete are left out)."""
+        deserialize_key, deserialize = self.spec.key_serde.deserialize, self.spec.value_serde.deserialize
+        for store in self._stores:
+            for key, raw in store.latest_items():
+                yield deserialize_key(key), deserialize(raw)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.items())
 
     def versions(self, key: Any) -> list[tuple[int, int | None, Any]]:
         """(valid from, valid to or None, value or None for a delete) of the versions kept, oldest first."""

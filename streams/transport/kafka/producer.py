@@ -80,18 +80,20 @@ class KafkaProducer:
         most one batch per partition.  Submitting one partition's batches after
         another's would cost a broker round trip per batch; submitting all
         partitions at once lets every request carry each partition's next batch.
-        Waits only while partitions' earlier batches are still queued.
+        Waits only while partitions' earlier batches are still queued; a fenced
+        transactional producer fails that wait, which is reported as fencing.
         """
         runs = self._build(records)
-        if len(runs) == 1:
-            [(tp, batches)] = runs.items()
-            await self._submit_run(tp, batches)
-            return
-        results = await asyncio.gather(*(self._submit_run(tp, batches) for tp, batches in runs.items()),
-                                       return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        with fencing_as_task_error(self.transactional_id):
+            if len(runs) == 1:
+                [(tp, batches)] = runs.items()
+                await self._submit_run(tp, batches)
+                return
+            results = await asyncio.gather(*(self._submit_run(tp, batches) for tp, batches in runs.items()),
+                                           return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
 
     def _build(self, records: Iterable[OutRecord]) -> dict[TopicPartition, list[BatchBuilder]]:
         """Full batches per partition, in record order.
