@@ -18,6 +18,7 @@ commit protocol (streams.runtime.commit) commits it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping
@@ -119,9 +120,22 @@ class TaskTransactions:
         """Start the task's producer; this fences older owners of the task."""
         producer = self._transport.producer(transactional_id=f"{self._app_id}-{task_id}", config=self._config)
         transaction = LazyTransaction(producer)
-        await transaction.start()
+        try:
+            await transaction.start()
+        except BaseException:
+            # A broker that is down fails the start: the client must still be closed.
+            with contextlib.suppress(Exception):
+                await transaction.stop()
+            raise
         self.by_task[task_id] = transaction
         return transaction
+
+    async def start_all(self, task_ids: list[str]) -> None:
+        """Start the tasks' producers at once; the first failure is raised once all have settled."""
+        results = await asyncio.gather(*(self.start(task_id) for task_id in task_ids), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def close(self, task_id: str, abort: bool = False) -> None:
         transaction = self.by_task.pop(task_id, None)
