@@ -80,9 +80,19 @@ class WorkerTransaction(LazyTransaction):
         self.transactional_id = transactional_id
         self._config = dict(config)
         super().__init__(self._new_producer())
+        self.started = False
 
     def _new_producer(self) -> Producer:
         return self._transport.producer(transactional_id=self.transactional_id, config=self._config)
+
+    async def start(self) -> None:
+        await self.producer.start()
+        self.started = True
+
+    async def _ensure_open(self) -> None:
+        if not self.started:  # a replacement that could not start while the broker was away
+            await self.start()
+        await super()._ensure_open()
 
     async def stop(self) -> None:
         """Stop; an open transaction is aborted rather than left open until the transaction timeout."""
@@ -104,7 +114,8 @@ class WorkerTransaction(LazyTransaction):
         with contextlib.suppress(Exception):
             await self.producer.stop()
         self.producer = self._new_producer()
-        await self.producer.start()
+        self.started = False
+        await self.start()
 
 
 class TaskTransactions:
@@ -148,5 +159,5 @@ class TaskTransactions:
             await transaction.stop()
 
     async def close_all(self, abort: bool) -> None:
-        for task_id in list(self.by_task):
-            await self.close(task_id, abort)
+        """Close every producer at once: each close may wait on the broker up to its bound."""
+        await asyncio.gather(*(self.close(task_id, abort) for task_id in list(self.by_task)))

@@ -64,9 +64,10 @@ from streams.runtime.state_lock import StateDirLock
 from streams.runtime.stores import TaskStore
 from streams.runtime.topics import (
     DLQ_PARTITIONS,
-    changelog_specs,
     create_declared_topics,
     internal_topic_problem,
+    internal_topic_specs,
+    lost_state_error,
     missing_topics_error,
 )
 from streams.runtime.transactions import TaskTransactions, WorkerTransaction
@@ -136,6 +137,8 @@ class Worker:
         self.topology = topology
         self.plan: PhysicalPlan | None = None
         self.partition_counts: dict[str, int] = {}
+        self.state_topics: list[str] = []  # changelogs and repartition topics, created at start
+        self._check_state = False  # whether the next task start first checks that they still exist
         self.assignor: TaskAssignor | None = None
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -273,7 +276,10 @@ class Worker:
             await self.transactions.close_all(abort=True)
         for task in self.tasks.values():
             await task.stop_agents()
-            task.close()
+            try:
+                task.close()
+            except Exception:
+                log.exception("closing task %s failed", task.task_id)
         self.tasks.clear()
         await asyncio.sleep(0)  # the cancelled agents finish before the loop may close
         if self.standbys is not None:
@@ -359,8 +365,10 @@ class Worker:
         if missing is not None:
             raise missing
         plan = plan_tasks(topology, {t: (i.partitions if i else None) for t, i in info.items()})
-        specs = [TopicSpec(t, plan.partition_counts[t]) for t in sorted(topology.repartition_topics)]
-        specs.extend(changelog_specs(topology, plan))
+        specs = internal_topic_specs(topology, plan)
+        repartition = set(topology.repartition_topics)
+        await self._refuse_lost_changelogs([s.name for s in specs if s.name not in repartition], info)
+        self.state_topics = [s.name for s in specs]
         if self.error_policy.mode == "dlq":
             largest = max([_message_bytes(i) for i in info.values() if i is not None], default=0)
             dlq_bytes = max(largest, DEFAULT_MESSAGE_BYTES) + DLQ_HEADROOM
@@ -375,6 +383,31 @@ class Worker:
         self.partition_counts.update({t: i.partitions for t, i in info.items() if i})
         self.partition_counts.update({s.name: s.partitions for s in specs if s.name not in self.partition_counts})
         return plan
+
+    async def _refuse_lost_changelogs(self, changelogs: list[str], inputs: Mapping[str, Any]) -> None:
+        """A changelog missing while the group has committed input offsets was lost, not never made.
+
+        Creating it empty would start its store from nothing, silently; a new
+        application, or one that `streams replay` reset, has its changelogs.
+        """
+        found = await self.admin.describe_topics(changelogs)
+        missing = sorted(name for name, info in found.items() if info is None)
+        if not missing:
+            return
+        partitions = [TopicPartition(t, p) for t in self.topology.external_source_topics
+                      for p in range(inputs[t].partitions)]
+        committed = await self.admin.committed_offsets(self.config.app_id, partitions)
+        if any(offset is not None for offset in committed.values()):
+            raise lost_state_error(self.config.app_id, missing, "the application has committed input offsets, so "
+                                   "they held state (a store new in this version of the application is built by "
+                                   "the same command)")
+
+    async def _check_state_topics(self) -> None:
+        """Stop rather than run on: a changelog or repartition topic deleted under the worker lost data."""
+        found = await self.admin.describe_topics(self.state_topics)
+        missing = sorted(name for name, info in found.items() if info is None)
+        if missing:
+            raise lost_state_error(self.config.app_id, missing, "they were deleted while the application ran")
 
     async def _check_internal_topics(self, specs: list[TopicSpec]) -> dict[str, TopicInfo | None]:
         info = await self.admin.describe_topics([s.name for s in specs])
@@ -509,6 +542,7 @@ class Worker:
         async with self._lock:
             self.waiting |= self.plan.tasks_for(assigned) - set(self.tasks)
             self._waiting_retry = 0.0  # the loop's next turn starts them
+            self._check_state = True
             await self._update_standbys()
             log.info("assigned %d partitions: tasks %s", len(assigned),
                      ", ".join(sorted(self.tasks.keys() | self.waiting)) or "none")
@@ -525,6 +559,9 @@ class Worker:
         still holds are unstable (KIP-447): their task waits, its partitions
         paused, until that transaction commits or aborts, and the loop retries.
         """
+        if self._check_state:  # once per assignment: state topics deleted under the worker stop it
+            await self._check_state_topics()
+            self._check_state = False
         if self.transactions is not None:  # side by side: each start is a round trip to the broker
             await self.transactions.start_all([t for t in task_ids if t not in self.transactions.by_task])
         unstable = await self.consumer.seek_to_committed_or_reset(
@@ -570,8 +607,6 @@ class Worker:
         The rejoin, rather than a restart in place, lets the group say which tasks
         this worker still owns: a task that moved on must not fence its new owner.
         """
-        if isinstance(self.producer, WorkerTransaction):
-            await self.producer.discard()
         for task in self.tasks.values():
             task.discard_stores()
             await task.stop_agents()
@@ -584,6 +619,8 @@ class Worker:
         self.consumer.request_rejoin()
         log.warning("dropped the work since the last commit and closed all tasks; rejoining the group "
                     "to restart them")
+        if isinstance(self.producer, WorkerTransaction):  # last: with the broker away it may fail
+            await self.producer.discard()
 
     def _open_stores(self, task_id: str) -> dict[str, TaskStore]:
         plan = self.plan.tasks[task_id]
@@ -656,8 +693,12 @@ class Worker:
                     raise
                 log.warning("the broker is unavailable (%s: %s); restarting the tasks from their last commit",
                             type(exc).__name__, exc)
-                async with self._lock:
-                    await self._abandon_all()
+                try:
+                    async with self._lock:
+                        await self._abandon_all()
+                except Exception as again:  # the broker is still away; the next turn tries again
+                    if not broker_unavailable(again):
+                        raise
                 await asyncio.sleep(RECOVERY_BACKOFF_S)
 
     async def _step(self) -> None:
