@@ -438,6 +438,30 @@ def restores(log_paths: list[Path], after_s: float = 0.0) -> list[int]:
     return counts
 
 
+_STARTED = re.compile(r"^(\S+ \S+) INFO streams\.runtime\.worker: started tasks (.*)$")
+
+
+def takeovers(log_paths: list[Path], after_s: float = 0.0, subtopology: int = 1) -> list[int]:
+    """Records restored per task that moved: started by a worker that did not run it just before.
+
+    Every rebalance closes and restarts all tasks, so most restores are a worker
+    reopening its own stores; a takeover is a task new to the worker that starts it.
+    """
+    counts = []
+    for path in log_paths:
+        previous: set[str] = set()
+        pending: list[tuple[str, int]] = []
+        for line in path.read_text(errors="replace").splitlines():
+            if match := _RESTORED.match(line):
+                if _log_time(match.group(1)) >= after_s:
+                    pending.append((f"{subtopology}_{match.group(3)}", int(match.group(4))))
+            elif match := _STARTED.match(line):
+                started = set(match.group(2).split(", "))
+                counts.extend(n for task, n in pending if task not in previous)
+                previous, pending = started, []
+    return counts
+
+
 def _log_time(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
