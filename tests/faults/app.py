@@ -30,7 +30,7 @@ app = App(
     os.environ["FAULTS_APP_ID"],
     state_dir=os.environ.get("FAULTS_STATE_DIR", ".state"),
     commit_interval=float(os.environ.get("FAULTS_COMMIT_INTERVAL", "0.5")),
-    processing_guarantee=os.environ.get("FAULTS_GUARANTEE", "exactly_once"),
+    processing_guarantee=os.environ.get("FAULTS_GUARANTEE", "exactly_once_v2"),
     num_standby_replicas=int(os.environ.get("FAULTS_STANDBYS", "0")),
     consumer_config={"session_timeout_ms": 6000, "heartbeat_interval_ms": 500},
     producer_config={"request_timeout_ms": int(os.environ.get("FAULTS_REQUEST_TIMEOUT_MS", "40000"))},

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 PARTITIONS = 8
 APP = "tests.faults.app:app"
+EXACTLY_ONCE = os.environ.get("STREAMS_FAULTS_EXACTLY_ONCE", "exactly_once_v2")
+"""The exactly-once setting under test; STREAMS_FAULTS_EXACTLY_ONCE=exactly_once runs the per-task one."""
 
 
 @dataclass

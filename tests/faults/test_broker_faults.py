@@ -19,9 +19,17 @@ import time
 
 import pytest
 
-from tests.faults.harness import AppRun, Feeder, create_inputs, reference_from_inputs, report, wait_all_resumed
+from tests.faults.harness import (
+    EXACTLY_ONCE,
+    AppRun,
+    Feeder,
+    create_inputs,
+    reference_from_inputs,
+    report,
+    wait_all_resumed,
+)
 
-GUARANTEES = ("exactly_once", "at_least_once")
+GUARANTEES = (EXACTLY_ONCE, "at_least_once")
 
 
 async def run_with_broker_faults(broker, tmp_path, faults: list, rate: int = 400) -> dict:
@@ -95,7 +103,7 @@ def check(outcome: dict, case: str) -> None:
         verdict = result.pop("verdict")
         report(case, {"guarantee": guarantee, "faults": len(outcome["fault_s"]), "fault_s": outcome["fault_s"],
                       "input_resends": outcome["input_resends"], **result})
-        if guarantee == "exactly_once":
+        if guarantee == EXACTLY_ONCE:
             assert verdict.exact(), verdict
         else:
             assert verdict.lossless(), verdict

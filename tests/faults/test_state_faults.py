@@ -17,14 +17,14 @@ import time
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.faults.disk import StateDisk
-from tests.faults.harness import AppRun, Feeder, create_inputs, reference_from_inputs, report
+from tests.faults.harness import EXACTLY_ONCE, AppRun, Feeder, create_inputs, reference_from_inputs, report
 
 
 async def test_state_disk_full_stops_the_worker_and_loses_nothing(brokers, tmp_path):
     records = 8_000
     inputs = await create_inputs(brokers)
     with StateDisk(tmp_path / "disk") as disk:
-        app = AppRun(brokers, inputs, tmp_path / "app", "exactly_once", env=disk.env(), state_root=disk.folder)
+        app = AppRun(brokers, inputs, tmp_path / "app", EXACTLY_ONCE, env=disk.env(), state_root=disk.folder)
         feeder = Feeder(brokers, inputs, records, rate_per_s=500)
         try:
             await app.start(workers=1)
@@ -46,7 +46,7 @@ async def test_state_disk_full_stops_the_worker_and_loses_nothing(brokers, tmp_p
             reference = await reference_from_inputs(brokers, inputs)
             verdict = await app.finish(reference)
             assert verdict.exact(), verdict
-            report("state-disk-full", {"guarantee": "exactly_once", "disk": disk.kind, "faults": 1,
+            report("state-disk-full", {"guarantee": EXACTLY_ONCE, "disk": disk.kind, "faults": 1,
                                        "processed_before_fill": processed_before,
                                        "stopped_after_s": round(stopped_s, 1), "error": error[:200],
                                        **verdict.figures()})
@@ -60,7 +60,7 @@ async def test_deleted_changelog_stops_the_app_and_rebuild_replays_the_inputs(br
     records = 5_000
     inputs = await create_inputs(brokers)
     # A shorter request timeout bounds how long the commit that writes to the deleted topic waits.
-    app = AppRun(brokers, inputs, tmp_path, "exactly_once", env={"FAULTS_REQUEST_TIMEOUT_MS": "5000"})
+    app = AppRun(brokers, inputs, tmp_path, EXACTLY_ONCE, env={"FAULTS_REQUEST_TIMEOUT_MS": "5000"})
     feeder = Feeder(brokers, inputs, records, rate_per_s=500)
     changelog = app.topics.changelog
     try:
@@ -99,7 +99,7 @@ async def test_deleted_changelog_stops_the_app_and_rebuild_replays_the_inputs(br
         verdict = await app.finish(reference)
         assert not (verdict.losses or verdict.totals_wrong or verdict.table_wrong or verdict.counted_twice
                     or verdict.counted_never), verdict
-        report("changelog-deleted", {"guarantee": "exactly_once", "faults": 1, "records": verdict.records,
+        report("changelog-deleted", {"guarantee": EXACTLY_ONCE, "faults": 1, "records": verdict.records,
                                      "stopped_after_s": round(stopped_s, 1), "table_wrong": verdict.table_wrong,
                                      "totals_wrong": verdict.totals_wrong, "losses": verdict.losses,
                                      "replayed_outputs": verdict.duplicates, "error": refusal[:160]})

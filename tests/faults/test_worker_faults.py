@@ -24,6 +24,7 @@ from collections import Counter
 import pytest
 
 from tests.faults.harness import (
+    EXACTLY_ONCE,
     AppRun,
     Feeder,
     create_inputs,
@@ -42,7 +43,7 @@ PATTERN = ("join", "kill -9", "join", "sigterm")  # half joins; leaves alternate
 
 async def run_storm(brokers, tmp_path, records: int, changes: int, rate: int) -> None:
     inputs = await create_inputs(brokers)
-    app = AppRun(brokers, inputs, tmp_path, "exactly_once", windows=True)
+    app = AppRun(brokers, inputs, tmp_path, EXACTLY_ONCE, windows=True)
     feeder = Feeder(brokers, inputs, records, rate)
     rng = random.Random(3)
     kinds: Counter[str] = Counter()
@@ -72,7 +73,7 @@ async def run_storm(brokers, tmp_path, records: int, changes: int, rate: int) ->
         await feeder.wait()
         reference = await reference_from_inputs(brokers, inputs)
         verdict = await app.finish(reference, timeout=300)
-        report("rebalance-storm", {"guarantee": "exactly_once", "changes": dict(kinds), "faults": changes,
+        report("rebalance-storm", {"guarantee": EXACTLY_ONCE, "changes": dict(kinds), "faults": changes,
                                    "windows": len(reference.windows), **verdict.figures()})
         assert verdict.exact(), verdict
         assert set(app.workers.stop_all()) == {0}
@@ -94,7 +95,7 @@ async def test_rebalance_storm_twenty_changes(brokers, tmp_path):
 async def run_long_chaos(brokers, tmp_path, kills: int, standbys: int, rate: int) -> dict:
     """kill -9 a random worker and restart it, once the group has settled after the previous kill."""
     inputs = await create_inputs(brokers)
-    app = AppRun(brokers, inputs, tmp_path / f"standbys-{standbys}", "exactly_once", standbys=standbys)
+    app = AppRun(brokers, inputs, tmp_path / f"standbys-{standbys}", EXACTLY_ONCE, standbys=standbys)
     feeder = Feeder(brokers, inputs, total=10_000_000, rate_per_s=rate)  # stopped after the last kill
     rng = random.Random(4 + standbys)
     victims = []  # (kill time, pid)
@@ -123,7 +124,7 @@ async def run_long_chaos(brokers, tmp_path, kills: int, standbys: int, rate: int
                 recoveries.append(max(resumed[p] for p in owned))
         restored = restores(app.workers.log_paths(), after_s=first_kill)
         moved = takeovers(app.workers.log_paths(), after_s=first_kill)
-        figures = {"guarantee": "exactly_once", "standbys": standbys, "faults": kills, **verdict.figures(),
+        figures = {"guarantee": EXACTLY_ONCE, "standbys": standbys, "faults": kills, **verdict.figures(),
                    "recovery_s": summary(recoveries), "restored_per_restore": summary(restored),
                    "restored_per_takeover": summary(moved), "restored_total": sum(restored)}
         report("long-chaos", figures)
