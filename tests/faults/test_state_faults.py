@@ -37,9 +37,10 @@ async def test_state_disk_full_stops_the_worker_and_loses_nothing(brokers, tmp_p
             code = await app.workers.wait_exit(0, timeout=90)
             stopped_s = time.monotonic() - filled
             log = app.workers.processes[0].log()
-            assert code == 1, f"the worker did not stop on the full disk (exit {code})\n{log}"
+            assert code == 2, f"the worker did not stop on the full disk (exit {code})\n{log}"
             error = _error_line(log)
             assert "No space left on device" in error and str(disk.folder) in error, error
+            assert "hint: free space" in log, log
             disk.free()
             app.workers.start(0)
             await feeder.wait()
@@ -77,15 +78,17 @@ async def test_deleted_changelog_stops_the_app_and_rebuild_replays_the_inputs(br
         deleted = time.monotonic()
         codes = [await app.workers.wait_exit(slot, timeout=180) for slot in (0, 1)]
         stopped_s = time.monotonic() - deleted
-        assert codes == [1, 1], f"exit codes {codes}\n{app.workers.logs()}"
+        assert codes == [2, 2], f"exit codes {codes}\n{app.workers.logs()}"
         for slot in (0, 1):
-            error = _error_line(app.workers.processes[slot].log())
-            assert changelog in error and "deleted while the application ran" in error and "streams rebuild" in error
+            log = app.workers.processes[slot].log()
+            error = _error_line(log)
+            assert changelog in error and "deleted while the application ran" in error, error
+            assert "hint: stop every worker and run `streams rebuild" in log, log
 
         # Restarted without a rebuild, a worker refuses to recreate the changelog empty.
         await feeder.wait()
         app.workers.start(0)
-        assert await app.workers.wait_exit(0, timeout=120) == 1, app.workers.logs()
+        assert await app.workers.wait_exit(0, timeout=120) == 2, app.workers.logs()
         refusal = _error_line(app.workers.processes[0].log())
         assert changelog in refusal and "committed input offsets" in refusal, refusal
 

@@ -86,6 +86,9 @@ class KafkaProducer:
         stopping = asyncio.ensure_future(self._producer.stop())
         done, _ = await asyncio.wait([stopping], timeout=STOP_TIMEOUT_S)
         if not done:  # aiokafka's stop waits for every queued batch
+            for batch in self._pending:  # never flushed: no one will look at how they ended
+                asyncio.ensure_future(batch.delivery).add_done_callback(_consume_outcome)
+            self._pending = []
             self._producer._message_accumulator.fail_all(
                 KafkaTimeoutError(f"producer {self.transactional_id or ''} stopped with batches unacknowledged"))
             await stopping
