@@ -415,6 +415,20 @@ async def wait_all_resumed(app: AppRun, moment_s: float, timeout: float) -> floa
                          f"{resumed_after(app.collector, moment_s)}\n{app.workers.logs()}")
 
 
+async def wait_tasks_started(app: AppRun, slot: int, after_s: float, timeout: float) -> None:
+    """Until worker `slot` logs that it started tasks after `after_s`: it rejoined the group and runs."""
+    path = app.workers.folder / f"w{slot}.log"
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in path.read_text(errors="replace").splitlines():
+            match = _STARTED.match(line)
+            if match and _log_time(match.group(1)) >= after_s:
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"worker w{slot} started no tasks within {timeout}s\n{app.workers.logs()}")
+        await asyncio.sleep(0.5)
+
+
 def owned_at(collector: Collector, moment_s: float, pid: int) -> list[int]:
     """Input partitions whose last echo output before `moment_s` came from worker `pid`."""
     moment_ms = moment_s * 1000
