@@ -8,12 +8,14 @@
     streams replay module:app --to-earliest | --to-datetime ISO | --by-duration PT1H | --to-offset N [--dry-run]
     streams reset module:app         replay from the earliest offsets and delete internal topics
     streams rebuild module:app       wipe local state; the next start restores it from changelogs
+                                     (from the inputs, by replay, if a changelog is lost)
     streams lag module:app           per-partition and total lag of the app's consumer group
 
 A user's mistake (a module path that does not import, a missing topic, a
 broker that cannot be reached, a local:// directory another process holds, a
 bad setting) prints `error: ...` and a hint, and exits with status 2;
---traceback shows the stack instead.
+--traceback shows the stack instead.  So does what the operator must fix: a
+state store that cannot be written (a full disk), a changelog that is gone.
 
 Operations options (--log-format, worker --web-port and --web-host, lag) live in streams/cli_ops.py.
 """
@@ -104,7 +106,8 @@ def _parser(with_app_argument: bool) -> argparse.ArgumentParser:
     target.add_argument("--by-duration", metavar="PT1H", help="from this long ago (ISO-8601 duration)")
     target.add_argument("--to-offset", metavar="N", type=int, help="from offset N of every input partition")
     reset = command("reset", "replay from the earliest offsets and delete internal topics")
-    rebuild = command("rebuild", "wipe local state so the next start restores it")
+    rebuild = command("rebuild", "wipe local state so the next start restores it; replay the inputs instead if a "
+                      "changelog is lost")
     for sub in (replay, reset, rebuild):
         sub.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
     cli_ops.add_arguments(parser, command, worker)
@@ -276,7 +279,7 @@ def _replay_command(app: App, args: argparse.Namespace) -> int:
     from streams.runtime.replay import ReplayTarget, rebuild, replay
 
     if args.command == "rebuild":
-        asyncio.run(rebuild(app.config, dry_run=args.dry_run))
+        asyncio.run(rebuild(app.config, app.topology(), dry_run=args.dry_run))
         return 0
     if args.command == "reset":
         target = ReplayTarget(earliest=True)
@@ -303,13 +306,19 @@ def _guarded(run: Callable[[], int], show_traceback: bool) -> int:
     """Run a command; a user's mistake becomes `error: ...` and a hint on stderr, and exit status 2."""
     from aiokafka.errors import KafkaConnectionError
 
+    from streams.state.errors import StoreError
+
     try:
         return run()
-    except (StreamsError, ValueError, KafkaConnectionError) as exc:
+    except (StreamsError, StoreError, ValueError, KafkaConnectionError) as exc:
         if show_traceback or (isinstance(exc, ValueError) and not _settings_error(exc)):
             raise
         if isinstance(exc, StreamsError):
             message, hint = exc.message, exc.hint
+        elif isinstance(exc, StoreError):
+            message = str(exc)
+            hint = ("free space on the state directory's disk (or repair it), then start the worker again: "
+                    "restore replays what the store missed from its changelog")
         elif isinstance(exc, KafkaConnectionError):
             message = f"cannot reach the Kafka brokers: {exc}"
             hint = "is the broker running? set STREAMS_BROKERS (or App(brokers=...)) to its host:port"

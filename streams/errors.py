@@ -94,3 +94,11 @@ class TimerError(StreamsError):
 
 class StateDirLockedError(StreamsError):
     """Another worker of the application holds its state folder on this machine."""
+
+
+class StateLostError(StreamsError):
+    """An internal topic holding state (a changelog, a repartition topic) is gone from Kafka.
+
+    Recreating it empty would silently restart the state from nothing, so the
+    worker stops instead; `streams rebuild` replays the input topics to rebuild it.
+    """

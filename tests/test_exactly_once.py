@@ -67,8 +67,8 @@ async def test_exception_mid_batch_aborts_and_nothing_of_it_is_visible(brokers, 
 
     worker = app.create_worker()
     await worker.start()
+    loop = asyncio.create_task(worker.loop())  # the loop starts the tasks the group assigns
     await wait_for(lambda: worker.tasks)
-    loop = asyncio.create_task(worker.loop())
     await wait_for(lambda: worker.tasks["0_0"].offsets, timeout=20)
     async with worker._lock:
         await worker._commit()  # the first 50 records commit

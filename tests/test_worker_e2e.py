@@ -125,8 +125,8 @@ async def test_fail_policy_stops_without_committing_past_the_record(brokers, tmp
 
     worker = app.create_worker()
     await worker.start()
+    loop_task = asyncio.create_task(worker.loop())  # the loop starts the tasks the group assigns
     await wait_for(lambda: worker.tasks)
-    loop_task = asyncio.create_task(worker.loop())
     await read_topic(brokers, out, expected=2)
     await asyncio.sleep(0.5)  # a commit interval passes: offsets 0-1 are committed
     await produce(brokers, src, [("c", 0), ("d", 5)])

@@ -34,13 +34,15 @@ A commit covers every task the worker runs, at once:
    commit: at-least-once may apply them twice, never zero times.
 6. Exactly-once opens the next transaction lazily, at the next send.
 
-If step 0, 2 or 3 fails, the error propagates.  Under at-least-once the worker
-stops without committing offsets, so the records since the last commit are
-processed again.  Under exactly-once the worker aborts the open transactions,
-discards the caches, closes its tasks without committing and rejoins the group:
-each task restarts from its last committed offsets and checkpoints, and a task
-that another worker took over (its producer, or this worker's generation, was
-fenced) now runs there.
+If a step fails, the error propagates and nothing after it happens.  When the
+broker failed the request (it is down, restarting or frozen) or fencing refused
+it (a task's producer, or this worker's generation), the worker, under either
+guarantee, aborts the open transactions, discards the caches, closes its tasks
+without committing and rejoins the group: each task restarts from its last
+committed offsets and checkpoints (at-least-once may then apply some records
+twice), and a task that another worker took over now runs there.  Any other
+error (a store that cannot be written) stops the worker, with no offsets
+committed past the failed step.
 """
 
 from __future__ import annotations

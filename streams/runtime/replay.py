@@ -4,6 +4,10 @@ Like Kafka's streams application reset tool, these need the application stopped:
 with active group members they refuse, and a worker on this machine holding the
 state folder's lock stops the wipe.  Each returns the lines it printed, one
 per action, topic by topic.
+
+Replay recreates the internal topics it deletes, empty: a worker that finds a
+changelog missing while its group has committed offsets takes it for lost state
+and stops (streams.runtime.worker), so the topics must exist when it starts.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from streams.compiler.compile import CompiledTopology
+from streams.compiler.compile import CompiledTopology, plan_tasks
 from streams.config import StreamsConfig
 from streams.errors import StreamsError
 from streams.runtime.state_lock import StateDirLock
+from streams.runtime.topics import changelog_specs, internal_topic_specs
 from streams.transport.base import Admin, TopicPartition
 from streams.transport.factory import open_transport
 
@@ -88,12 +93,6 @@ async def _targets(admin: Admin, partitions: list[TopicPartition], target: Repla
     return {tp: min(max(target.offset, earliest[tp]), latest[tp]) for tp in partitions}
 
 
-def internal_topics(topology: CompiledTopology) -> list[str]:
-    changelogs = [s.changelog_topic for s in topology.stores.values()
-                  if s.changelog_topic and not s.options.get("source_topic")]
-    return sorted({*topology.repartition_topics, *changelogs})
-
-
 async def replay(config: StreamsConfig, topology: CompiledTopology, target: ReplayTarget, dry_run: bool = False,
                  delete_internal: bool = True,
                  out: Callable[[str], None] = print) -> list[str]:
@@ -117,11 +116,17 @@ async def replay(config: StreamsConfig, topology: CompiledTopology, target: Repl
         if not dry_run:
             await admin.set_committed_offsets(config.app_id, offsets)
         if delete_internal:
-            existing = await admin.describe_topics(internal_topics(topology))
+            counts: dict[str, int] = {}
+            for tp in partitions:
+                counts[tp.topic] = max(counts.get(tp.topic, 0), tp.partition + 1)
+            specs = internal_topic_specs(topology, plan_tasks(topology, counts))
+            existing = await admin.describe_topics([spec.name for spec in specs])
             for topic in sorted(t for t, info in existing.items() if info is not None):
                 say(f"  {prefix}delete internal topic {topic}")
+            say(f"  {prefix}create the internal topics again, empty")
             if not dry_run:
                 await admin.delete_topics([t for t, info in existing.items() if info is not None])
+                await admin.create_topics(specs)
         wipe_local_state(config, dry_run, say)
     finally:
         await admin.stop()
@@ -153,13 +158,18 @@ def wipe_local_state(config: StreamsConfig, dry_run: bool, say: Callable[[str], 
         lock.release()
 
 
-async def rebuild(config: StreamsConfig, dry_run: bool = False, out: Callable[[str], None] = print) -> list[str]:
-    """Wipe local state only: the next start restores every store from its changelog.
+async def rebuild(config: StreamsConfig, topology: CompiledTopology, dry_run: bool = False,
+                  out: Callable[[str], None] = print) -> list[str]:
+    """Wipe local state, so that the next start restores every store from its changelog.
 
     Refused while the group has active members, as replay and reset are: a
     running worker's stores would vanish under it.  Local state needs no broker,
     so with none reachable the state folder's lock alone guards the workers of
     this machine, the only ones whose stores a rebuild here deletes.
+
+    If a changelog is gone (deleted, or lost with its broker), restoring would
+    give an empty store: the state is rebuilt from the input topics instead, by
+    a replay from the earliest offsets (which produces the outputs again).
     """
     lines: list[str] = []
 
@@ -167,7 +177,12 @@ async def rebuild(config: StreamsConfig, dry_run: bool = False, out: Callable[[s
         lines.append(line)
         out(line)
 
-    reached = await _check_group_if_reachable(config)
+    missing = await _lost_changelogs_if_reachable(config, topology)
+    if missing:
+        say(f"changelog topics missing: {', '.join(missing)}; {'would rebuild' if dry_run else 'rebuilding'} the "
+            f"state of {config.app_id} from the input topics, by a replay from the earliest offsets:")
+        return lines + await replay(config, topology, ReplayTarget(earliest=True), dry_run=dry_run, out=out)
+    reached = missing is not None
     say(f"{'would rebuild' if dry_run else 'rebuilding'} local state of {config.app_id} from changelogs on next start:")
     if not reached:
         say(f"  the brokers at {config.brokers} cannot be reached: only this machine's workers are checked, "
@@ -176,17 +191,24 @@ async def rebuild(config: StreamsConfig, dry_run: bool = False, out: Callable[[s
     return lines
 
 
-async def _check_group_if_reachable(config: StreamsConfig) -> bool:
-    """Refuse if the group has active members; False if the brokers cannot be reached to ask."""
+async def _lost_changelogs_if_reachable(config: StreamsConfig, topology: CompiledTopology) -> list[str] | None:
+    """The app's changelogs that do not exist; None if the brokers cannot be reached to ask.
+
+    Refuses first if the group has active members.
+    """
     from aiokafka.errors import KafkaConnectionError
 
     admin = open_transport(config).admin()
     try:
         await admin.start()
     except KafkaConnectionError:
-        return False
+        return None
     try:
         await _refuse_while_running(admin, config, "rebuilding (its stores would be deleted under it)")
+        counts: dict[str, int] = {}
+        for tp in await _input_partitions(topology, admin):
+            counts[tp.topic] = max(counts.get(tp.topic, 0), tp.partition + 1)
+        names = [spec.name for spec in changelog_specs(topology, plan_tasks(topology, counts))]
+        return sorted(t for t, info in (await admin.describe_topics(names)).items() if info is None)
     finally:
         await admin.stop()
-    return True

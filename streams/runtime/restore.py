@@ -132,9 +132,8 @@ async def restore_stores(stores: Iterable[TaskStore], consumer: Consumer, progre
             store.local.write_batch((), state.end)  # transaction markers at the end carry no records
         result = RestoreResult(store.name, tp, state.start, state.end, restorer.restored, state.seconds,
                                restorer.wiped or store.rebuilt)
-        if result.restored:
-            log.info("restored %s[%d]: %d records in %.2fs (%.0f records/s)", store.name, tp.partition,
-                     result.restored, result.seconds, result.rate)
+        log.info("restored %s[%d]: %d records in %.2fs (%.0f records/s)", store.name, tp.partition,
+                 result.restored, result.seconds, result.rate)
         results.append(result)
     return results
 

@@ -13,10 +13,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from streams.compiler.compile import CompiledTopology, PhysicalPlan, plan_tasks
-from streams.errors import TopologyError
+from streams.errors import StateLostError, TopologyError
 from streams.transport.base import Admin, TopicInfo, TopicSpec
 
 DLQ_PARTITIONS = 1
+
+
+def internal_topic_specs(topology: CompiledTopology, plan: PhysicalPlan) -> list[TopicSpec]:
+    """The repartition topics and changelogs: the internal topics whose loss loses data."""
+    specs = [TopicSpec(t, plan.partition_counts[t]) for t in sorted(topology.repartition_topics)]
+    specs.extend(changelog_specs(topology, plan))
+    return specs
+
+
+def lost_state_error(app_id: str, missing: list[str], situation: str) -> StateLostError:
+    """The error for internal topics holding state that are gone, with what to do about it."""
+    return StateLostError(
+        f"application {app_id!r}: internal topics missing: {', '.join(missing)}; {situation}. The state they held "
+        "is gone, and recreating them empty would silently start that state from nothing",
+        hint="stop every worker and run `streams rebuild <module:app>`: it replays the input topics from the start "
+             "to rebuild the state, and produces the outputs again")
 
 
 def changelog_specs(topology: CompiledTopology, plan: PhysicalPlan) -> list[TopicSpec]:

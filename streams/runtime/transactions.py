@@ -18,6 +18,7 @@ commit protocol (streams.runtime.commit) commits it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping
@@ -79,9 +80,19 @@ class WorkerTransaction(LazyTransaction):
         self.transactional_id = transactional_id
         self._config = dict(config)
         super().__init__(self._new_producer())
+        self.started = False
 
     def _new_producer(self) -> Producer:
         return self._transport.producer(transactional_id=self.transactional_id, config=self._config)
+
+    async def start(self) -> None:
+        await self.producer.start()
+        self.started = True
+
+    async def _ensure_open(self) -> None:
+        if not self.started:  # a replacement that could not start while the broker was away
+            await self.start()
+        await super()._ensure_open()
 
     async def stop(self) -> None:
         """Stop; an open transaction is aborted rather than left open until the transaction timeout."""
@@ -103,7 +114,8 @@ class WorkerTransaction(LazyTransaction):
         with contextlib.suppress(Exception):
             await self.producer.stop()
         self.producer = self._new_producer()
-        await self.producer.start()
+        self.started = False
+        await self.start()
 
 
 class TaskTransactions:
@@ -119,9 +131,22 @@ class TaskTransactions:
         """Start the task's producer; this fences older owners of the task."""
         producer = self._transport.producer(transactional_id=f"{self._app_id}-{task_id}", config=self._config)
         transaction = LazyTransaction(producer)
-        await transaction.start()
+        try:
+            await transaction.start()
+        except BaseException:
+            # A broker that is down fails the start: the client must still be closed.
+            with contextlib.suppress(Exception):
+                await transaction.stop()
+            raise
         self.by_task[task_id] = transaction
         return transaction
+
+    async def start_all(self, task_ids: list[str]) -> None:
+        """Start the tasks' producers at once; the first failure is raised once all have settled."""
+        results = await asyncio.gather(*(self.start(task_id) for task_id in task_ids), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def close(self, task_id: str, abort: bool = False) -> None:
         transaction = self.by_task.pop(task_id, None)
@@ -134,5 +159,5 @@ class TaskTransactions:
             await transaction.stop()
 
     async def close_all(self, abort: bool) -> None:
-        for task_id in list(self.by_task):
-            await self.close(task_id, abort)
+        """Close every producer at once: each close may wait on the broker up to its bound."""
+        await asyncio.gather(*(self.close(task_id, abort) for task_id in list(self.by_task)))

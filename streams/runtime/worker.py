@@ -10,9 +10,18 @@ Start-up order: create the declared topics that are missing, run the start-up
 tasks (they may send), check every used topic exists and create the internal
 ones, load the global tables, join the group.
 
-Under exactly-once a new task starts only once its input offsets are stable:
-while an older owner's transaction still holds offsets for them (it crashed or
-froze mid-commit), the task waits, its partitions paused, and the loop retries.
+Newly assigned tasks start in the loop, not in the rebalance callback: aiokafka
+sends no heartbeats while that callback runs, so starting producers and
+restoring stores there could outlast the session and begin the rebalance again.
+Until the loop starts them they wait, their partitions paused.  Under
+exactly-once a task also waits while its input offsets are unstable: an older
+owner's transaction still holds offsets for them (it crashed or froze
+mid-commit), and the loop retries.
+
+A broker that fails for a while (down, restarting, frozen, moving leaders) does
+not stop the worker, under either guarantee: it drops the work since its last
+commit, closes its tasks and rejoins the group, which restarts them from their
+last commit once the broker answers.  Any other error stops it.
 
 With web_port set the worker also runs a web server (streams/runtime/web/),
 started before it joins the group so that it can advertise the server's
@@ -55,9 +64,10 @@ from streams.runtime.state_lock import StateDirLock
 from streams.runtime.stores import TaskStore
 from streams.runtime.topics import (
     DLQ_PARTITIONS,
-    changelog_specs,
     create_declared_topics,
     internal_topic_problem,
+    internal_topic_specs,
+    lost_state_error,
     missing_topics_error,
 )
 from streams.runtime.transactions import TaskTransactions, WorkerTransaction
@@ -69,6 +79,7 @@ from streams.task.errors_policy import ErrorPolicy
 from streams.task.ordering import in_send_order, process_poll
 from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicInfo, TopicPartition, TopicSpec
+from streams.transport.errors import broker_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +87,7 @@ log = logging.getLogger(__name__)
 # unless the worker comes back first; until then its input partitions cannot move to another worker.
 TRANSACTION_TIMEOUT_MS = 10_000
 WAITING_RETRY_S = 0.2
+RECOVERY_BACKOFF_S = 1.0  # between restarts of the tasks while the broker is unavailable
 OFFSET_SAMPLE_S = 2.0
 """How often a recording worker looks up the end offsets that its lag figures need."""
 DEFAULT_MESSAGE_BYTES = 1048588
@@ -125,6 +137,8 @@ class Worker:
         self.topology = topology
         self.plan: PhysicalPlan | None = None
         self.partition_counts: dict[str, int] = {}
+        self.state_topics: list[str] = []  # changelogs and repartition topics, created at start
+        self._check_state = False  # whether the next task start first checks that they still exist
         self.assignor: TaskAssignor | None = None
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -141,7 +155,7 @@ class Worker:
         self.global_tables: GlobalTables | None = None
         self.transactions: TaskTransactions | None = None
         self.worker_id: WorkerId | None = None
-        self.waiting: set[str] = set()  # assigned tasks whose input offsets are not stable yet
+        self.waiting: set[str] = set()  # assigned tasks the loop has not started yet
         self._waiting_retry = 0.0
         self.store_config = RocksDBConfig(write_buffer_size=8 << 20, max_write_buffer_number=2,
                                           block_cache=Cache(64 << 20))
@@ -262,7 +276,10 @@ class Worker:
             await self.transactions.close_all(abort=True)
         for task in self.tasks.values():
             await task.stop_agents()
-            task.close()
+            try:
+                task.close()
+            except Exception:
+                log.exception("closing task %s failed", task.task_id)
         self.tasks.clear()
         await asyncio.sleep(0)  # the cancelled agents finish before the loop may close
         if self.standbys is not None:
@@ -348,8 +365,10 @@ class Worker:
         if missing is not None:
             raise missing
         plan = plan_tasks(topology, {t: (i.partitions if i else None) for t, i in info.items()})
-        specs = [TopicSpec(t, plan.partition_counts[t]) for t in sorted(topology.repartition_topics)]
-        specs.extend(changelog_specs(topology, plan))
+        specs = internal_topic_specs(topology, plan)
+        repartition = set(topology.repartition_topics)
+        await self._refuse_lost_changelogs([s.name for s in specs if s.name not in repartition], info)
+        self.state_topics = [s.name for s in specs]
         if self.error_policy.mode == "dlq":
             largest = max([_message_bytes(i) for i in info.values() if i is not None], default=0)
             dlq_bytes = max(largest, DEFAULT_MESSAGE_BYTES) + DLQ_HEADROOM
@@ -364,6 +383,31 @@ class Worker:
         self.partition_counts.update({t: i.partitions for t, i in info.items() if i})
         self.partition_counts.update({s.name: s.partitions for s in specs if s.name not in self.partition_counts})
         return plan
+
+    async def _refuse_lost_changelogs(self, changelogs: list[str], inputs: Mapping[str, Any]) -> None:
+        """A changelog missing while the group has committed input offsets was lost, not never made.
+
+        Creating it empty would start its store from nothing, silently; a new
+        application, or one that `streams replay` reset, has its changelogs.
+        """
+        found = await self.admin.describe_topics(changelogs)
+        missing = sorted(name for name, info in found.items() if info is None)
+        if not missing:
+            return
+        partitions = [TopicPartition(t, p) for t in self.topology.external_source_topics
+                      for p in range(inputs[t].partitions)]
+        committed = await self.admin.committed_offsets(self.config.app_id, partitions)
+        if any(offset is not None for offset in committed.values()):
+            raise lost_state_error(self.config.app_id, missing, "the application has committed input offsets, so "
+                                   "they held state (a store new in this version of the application is built by "
+                                   "the same command)")
+
+    async def _check_state_topics(self) -> None:
+        """Stop rather than run on: a changelog or repartition topic deleted under the worker lost data."""
+        found = await self.admin.describe_topics(self.state_topics)
+        missing = sorted(name for name, info in found.items() if info is None)
+        if missing:
+            raise lost_state_error(self.config.app_id, missing, "they were deleted while the application ran")
 
     async def _check_internal_topics(self, specs: list[TopicSpec]) -> dict[str, TopicInfo | None]:
         info = await self.admin.describe_topics([s.name for s in specs])
@@ -415,7 +459,7 @@ class Worker:
         """Follow the changelogs of the standby tasks the leader gave this worker."""
         assignment = self.assignor.assignment if self.assignor is not None else None
         wanted = set(assignment.standby) if assignment is not None else set()
-        await self.standbys.update({t for t in wanted - set(self.tasks) if t in self.plan.tasks})
+        await self.standbys.update({t for t in wanted - set(self.tasks) - self.waiting if t in self.plan.tasks})
 
     @property
     def ready(self) -> bool:
@@ -478,29 +522,30 @@ class Worker:
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.rebalances.start()
         async with self._lock:
-            try:
-                await self._commit()
-            except Exception:
-                log.exception("commit before rebalance failed; records since the last commit will be replayed")
-                await self._abandon_all()
             gone = self.plan.tasks_for(revoked)
-            for task_id in sorted(gone):
-                await self._close_task(task_id)
-            self.waiting -= gone
-            for tp in revoked:
-                self.committed_offsets.pop(tp, None)
-                self.end_offsets.pop(tp, None)
+            try:
+                await self._commit()  # a broker failure or fencing it handles; anything else stops the worker
+            finally:
+                for task_id in sorted(gone):
+                    await self._close_task(task_id)
+                self.waiting -= gone
+                for tp in revoked:
+                    self.committed_offsets.pop(tp, None)
+                    self.end_offsets.pop(tp, None)
             if revoked:
                 log.info("revoked %d partitions; %d tasks remain", len(revoked), len(self.tasks))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # Paused partitions return no records: none can be fetched from a position that
-        # the seek below is about to replace.  Those of waiting tasks stay paused.
+        # the loop, starting the new tasks, is about to replace.
         self.consumer.pause(assigned)
         async with self._lock:
-            await self._start_tasks(sorted(self.plan.tasks_for(assigned) - set(self.tasks)))
+            self.waiting |= self.plan.tasks_for(assigned) - set(self.tasks)
+            self._waiting_retry = 0.0  # the loop's next turn starts them
+            self._check_state = True
             await self._update_standbys()
-            log.info("assigned %d partitions: tasks %s", len(assigned), ", ".join(sorted(self.tasks)) or "none")
+            log.info("assigned %d partitions: tasks %s", len(assigned),
+                     ", ".join(sorted(self.tasks.keys() | self.waiting)) or "none")
         self.consumer.resume(assigned - {tp for task_id in self.waiting for tp in self.plan.tasks[task_id].inputs})
         self.rebalances.stop()
         self._assigned.set()
@@ -514,10 +559,11 @@ class Worker:
         still holds are unstable (KIP-447): their task waits, its partitions
         paused, until that transaction commits or aborts, and the loop retries.
         """
-        if self.transactions is not None:
-            for task_id in task_ids:
-                if task_id not in self.transactions.by_task:
-                    await self.transactions.start(task_id)
+        if self._check_state:  # once per assignment: state topics deleted under the worker stop it
+            await self._check_state_topics()
+            self._check_state = False
+        if self.transactions is not None:  # side by side: each start is a round trip to the broker
+            await self.transactions.start_all([t for t in task_ids if t not in self.transactions.by_task])
         unstable = await self.consumer.seek_to_committed_or_reset(
             [tp for task_id in task_ids for tp in self.plan.tasks[task_id].inputs])
         ready = [task_id for task_id in task_ids if not self.plan.tasks[task_id].inputs & unstable]
@@ -536,14 +582,14 @@ class Worker:
         self.tasks.update(created)  # all at once: readers of the tasks' stores never see a part of them
 
     async def _start_waiting(self) -> None:
-        """Retry the tasks whose input offsets were unstable; start the partitions of those now ready."""
+        """Start the assigned tasks, or retry those whose input offsets were unstable; resume those started."""
         self._waiting_retry = time.monotonic() + WAITING_RETRY_S
         waiting = sorted(self.waiting)
         await self._start_tasks(waiting)
         started = [task_id for task_id in waiting if task_id in self.tasks]
         if started:
             self.consumer.resume([tp for task_id in started for tp in self.plan.tasks[task_id].inputs])
-            log.info("tasks %s started after waiting for stable offsets", ", ".join(started))
+            log.info("started tasks %s", ", ".join(started))
 
     async def _close_task(self, task_id: str, abort: bool = False) -> None:
         task = self.tasks.pop(task_id, None)
@@ -556,16 +602,25 @@ class Worker:
             await self.transactions.close(task_id, abort=abort)
 
     async def _abandon_all(self) -> None:
-        """Exactly-once recovery: drop uncommitted work and restart tasks from their last commit."""
-        if not self.config.exactly_once:
-            return
-        if isinstance(self.producer, WorkerTransaction):
-            await self.producer.discard()
-        for task_id in sorted(self.tasks):
-            await self._close_task(task_id, abort=True)
+        """Drop uncommitted work and restart every task from its last commit, through a rejoin.
+
+        The rejoin, rather than a restart in place, lets the group say which tasks
+        this worker still owns: a task that moved on must not fence its new owner.
+        """
+        for task in self.tasks.values():
+            task.discard_stores()
+            await task.stop_agents()
+            task.close()
+        self.tasks.clear()
+        if self.transactions is not None:
+            await self.transactions.close_all(abort=True)
         self.waiting.clear()
+        self.consumer.pause(self.consumer.assignment())
         self.consumer.request_rejoin()
-        log.warning("aborted open transactions and closed all tasks; rejoining the group to restart them")
+        log.warning("dropped the work since the last commit and closed all tasks; rejoining the group "
+                    "to restart them")
+        if isinstance(self.producer, WorkerTransaction):  # last: with the broker away it may fail
+            await self.producer.discard()
 
     def _open_stores(self, task_id: str) -> dict[str, TaskStore]:
         plan = self.plan.tasks[task_id]
@@ -592,6 +647,24 @@ class Worker:
         for task_id in task_ids:
             self.standbys.release(task_id)
             opened[task_id] = self._open_stores(task_id)
+        try:
+            await self._restore(opened)
+        except BaseException:  # a broker failure mid-restore: the stores reopen when the tasks start again
+            for stores in opened.values():
+                for store in stores.values():
+                    store.close()
+            raise
+        created = {}
+        for task_id, stores in opened.items():
+            stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
+            created[task_id] = Task(self.plan.tasks[task_id], self.config.app_id, self.partition_counts,
+                                    self.error_policy, stores=stores, metrics=self.metrics,
+                                    max_idle_ms=int(self.config.max_task_idle * 1000), cache_budget=self.cache_budget,
+                                    max_future_skew_ms=int(self.config.max_future_skew * 1000))
+        return created
+
+    async def _restore(self, opened: Mapping[str, Mapping[str, TaskStore]]) -> None:
+        """Restore the stores of new tasks from their changelogs."""
         # One store after another: restoring them all at once (restore_stores over every store) measured
         # no faster here, and the exactly_once_v2 zombie test failed 2 of 3 runs with it (docs/performance.md).
         for task_id, stores in opened.items():
@@ -608,43 +681,52 @@ class Worker:
                                                                      restore_to=restore_to))
             finally:
                 logcontext.TASK.reset(token)
-        created = {}
-        for task_id, stores in opened.items():
-            stores.update((name, TaskGlobalStore(store)) for name, store in self.global_tables.stores.items())
-            created[task_id] = Task(self.plan.tasks[task_id], self.config.app_id, self.partition_counts,
-                                    self.error_policy, stores=stores, metrics=self.metrics,
-                                    max_idle_ms=int(self.config.max_task_idle * 1000), cache_budget=self.cache_budget,
-                                    max_future_skew_ms=int(self.config.max_future_skew * 1000))
-        return created
 
     # -- the loop
 
     async def loop(self) -> None:
         while not self._stopping.is_set():
-            wait_s = self.scheduler.seconds_until_next()
-            timeout_ms = 100 if wait_s is None else max(0, min(100, int(wait_s * 1000)))
-            batches = await self.consumer.poll(timeout_ms, self.config.poll_max_records)
-            if self._outbox:
-                async with self._lock:
-                    await self._send_outbox()
-            if self.global_tables.stores:
-                await self.global_tables.poll()
-            if batches or self._holding():
-                async with self._lock:
-                    await self._process(batches)
-                if self._stop_after is not None and self.metrics.get("records_processed") >= self._stop_after:
-                    self.stop()
-            if time.monotonic() - self._last_commit >= self.config.commit_interval:
-                async with self._lock:
-                    await self._punctuate()
-                    await self._commit()
-            if self.scheduler.schedules:
-                await self._run_timers()
-            if self.standbys.stores:
-                await self.standbys.poll()
-            if self.waiting and time.monotonic() >= self._waiting_retry:
-                async with self._lock:
-                    await self._start_waiting()
+            try:
+                await self._step()
+            except Exception as exc:
+                if not broker_unavailable(exc):
+                    raise
+                log.warning("the broker is unavailable (%s: %s); restarting the tasks from their last commit",
+                            type(exc).__name__, exc)
+                try:
+                    async with self._lock:
+                        await self._abandon_all()
+                except Exception as again:  # the broker is still away; the next turn tries again
+                    if not broker_unavailable(again):
+                        raise
+                await asyncio.sleep(RECOVERY_BACKOFF_S)
+
+    async def _step(self) -> None:
+        """One turn of the loop: start assigned tasks, poll, process, commit when due, run timers."""
+        if self.waiting and time.monotonic() >= self._waiting_retry:
+            async with self._lock:
+                await self._start_waiting()
+        wait_s = self.scheduler.seconds_until_next()
+        timeout_ms = 100 if wait_s is None else max(0, min(100, int(wait_s * 1000)))
+        batches = await self.consumer.poll(timeout_ms, self.config.poll_max_records)
+        if self._outbox:
+            async with self._lock:
+                await self._send_outbox()
+        if self.global_tables.stores:
+            await self.global_tables.poll()
+        if batches or self._holding():
+            async with self._lock:
+                await self._process(batches)
+            if self._stop_after is not None and self.metrics.get("records_processed") >= self._stop_after:
+                self.stop()
+        if time.monotonic() - self._last_commit >= self.config.commit_interval:
+            async with self._lock:
+                await self._punctuate()
+                await self._commit()
+        if self.scheduler.schedules:
+            await self._run_timers()
+        if self.standbys.stores:
+            await self.standbys.poll()
 
     async def _run_timers(self) -> None:
         """Fire the due timers; one that fails under on_error="fail" stops the worker, after a commit.
@@ -758,8 +840,10 @@ class Worker:
                 producer_per_task=self.config.producer_per_task, group_id=self.config.app_id,
                 stats=self.commit_stats, send_output=self._send_flushed))
         except Exception as exc:
-            if not self.config.exactly_once or isinstance(exc, UnsupportedBrokerError):
+            # Fencing or a broker failure: the work since the last commit is redone. Any other
+            # error (a store that cannot be written, a bug) stops the worker.
+            fenced = isinstance(exc, TaskFencedError | GenerationFencedError)
+            if isinstance(exc, UnsupportedBrokerError) or not (fenced or broker_unavailable(exc)):
                 raise
-            fenced = "fenced: " if isinstance(exc, TaskFencedError | GenerationFencedError) else ""
-            log.warning("commit failed, %s%s: %s", fenced, type(exc).__name__, exc)
+            log.warning("commit failed, %s%s: %s", "fenced: " if fenced else "", type(exc).__name__, exc)
             await self._abandon_all()

@@ -152,10 +152,17 @@ class RocksDBStore:
         if self.config.disable_wal:
             self.flush()
         self._meta_handle = None
+        failures = []
         with private_umask():
-            self._meta.close()
-            self._db.close()
+            for handle in (self._meta, self._db):
+                try:
+                    handle.close()
+                except Exception as exc:  # a database with a write error (a full disk) fails to flush on close
+                    failures.append(str(exc))
         restrict_files(self.path)  # what background flushes and compactions wrote meanwhile
+        if failures:
+            log.warning("state store %r at %s did not close cleanly (%s); restore replays what it lost from the "
+                        "changelog", self.name, self.path, "; ".join(failures))
 
     def wipe(self) -> None:
         """Delete the database and reopen it empty, with no checkpoint.

@@ -19,8 +19,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     CommitFailedError,
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
     GroupIdNotFound,
     KafkaTimeoutError,
+    NotCoordinatorError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
     for_code,
@@ -30,6 +33,7 @@ from streams.transport.base import TopicInfo, TopicPartition, TopicSpec
 from streams.transport.kafka.partitions import all_to_aiokafka, from_aiokafka, keys_from_aiokafka, keys_to_aiokafka
 
 OffsetSpec = str | int
+COORDINATOR_STARTING = (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError)
 
 
 class KafkaAdmin:
@@ -130,7 +134,16 @@ class KafkaAdmin:
         tps = all_to_aiokafka(partitions)
         if not tps:
             return {}
-        found = await self._admin.list_consumer_group_offsets(group_id, partitions=tps)
+        deadline = time.monotonic() + self.wait_timeout_s
+        while True:
+            try:
+                found = await self._admin.list_consumer_group_offsets(group_id, partitions=tps)
+                break
+            except COORDINATOR_STARTING:
+                # A new broker creates its offsets topic on the first group request.
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
         result: dict[TopicPartition, int | None] = {}
         for tp in tps:
             entry = found.get(tp)

@@ -58,7 +58,16 @@ class KafkaConsumer:
         await self._consumer.start()
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        try:
+            await self._consumer.stop()
+        except asyncio.CancelledError:
+            # aiokafka's fetcher, closing, cancels a fetch that is backing off after a
+            # connection error and awaits it without catching the cancellation; the rest
+            # of its stop is skipped.  The cancellation is ours only if this task was cancelled.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            await self._consumer._client.close()
 
     def subscribe(self, topics: Sequence[str], listener: RebalanceListener) -> None:
         self._listener = ListenerAdapter(listener)

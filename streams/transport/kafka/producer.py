@@ -1,4 +1,11 @@
-"""The Producer protocol on aiokafka's AIOKafkaProducer, sending whole batches."""
+"""The Producer protocol on aiokafka's AIOKafkaProducer, sending whole batches.
+
+Every wait on the broker is bounded.  aiokafka retries some requests forever: a
+transaction that wrote to a topic deleted since then retries adding it to the
+transaction, and every flush, abort and stop behind it would wait for good.
+Here a flush gives up after the request timeout plus a margin, an abort after
+ABORT_TIMEOUT_S, and a stop fails what is still queued after STOP_TIMEOUT_S.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import InvalidProducerEpoch, InvalidProducerIdMapping, ProducerFenced
+from aiokafka.errors import InvalidProducerEpoch, InvalidProducerIdMapping, KafkaTimeoutError, ProducerFenced
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata
 
@@ -19,6 +26,10 @@ from streams.transport.kafka.txn_offsets import send_offsets_with_generation
 
 DEFAULTS: Mapping[str, Any] = {"acks": "all", "linger_ms": 5}
 FENCING_ERRORS = (ProducerFenced, InvalidProducerEpoch, InvalidProducerIdMapping)
+DEFAULT_REQUEST_TIMEOUT_MS = 40_000  # aiokafka's
+FLUSH_MARGIN_S = 5.0  # beyond the request timeout: a retry's back-off and lingering
+ABORT_TIMEOUT_S = 10.0  # an abort that cannot finish is left to the next owner's fencing, which aborts too
+STOP_TIMEOUT_S = 5.0  # batches still queued at stop were never committed; they are failed, not awaited
 _NO_HEADERS: list = []  # aiokafka wants a list and only reads it; one shared empty list saves one per record
 
 
@@ -62,6 +73,7 @@ class KafkaProducer:
         if transactional_id is not None:
             options["transactional_id"] = transactional_id
         self.transactional_id = transactional_id
+        self.flush_timeout_s = options.get("request_timeout_ms", DEFAULT_REQUEST_TIMEOUT_MS) / 1000 + FLUSH_MARGIN_S
         self._producer = AIOKafkaProducer(bootstrap_servers=brokers, **options)
         self._pending: list[PendingBatch] = []
 
@@ -71,7 +83,15 @@ class KafkaProducer:
             await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        stopping = asyncio.ensure_future(self._producer.stop())
+        done, _ = await asyncio.wait([stopping], timeout=STOP_TIMEOUT_S)
+        if not done:  # aiokafka's stop waits for every queued batch
+            for batch in self._pending:  # never flushed: no one will look at how they ended
+                asyncio.ensure_future(batch.delivery).add_done_callback(_consume_outcome)
+            self._pending = []
+            self._producer._message_accumulator.fail_all(
+                KafkaTimeoutError(f"producer {self.transactional_id or ''} stopped with batches unacknowledged"))
+            await stopping
 
     async def send_many(self, records: Iterable[OutRecord]) -> None:
         """Queue records: build every batch first, then submit the partitions side by side.
@@ -140,7 +160,15 @@ class KafkaProducer:
         after every batch has settled.
         """
         pending, self._pending = self._pending, []
-        results = await asyncio.gather(*(batch.delivery for batch in pending), return_exceptions=True)
+        deliveries = [asyncio.ensure_future(batch.delivery) for batch in pending]
+        if deliveries:
+            _, waiting = await asyncio.wait(deliveries, timeout=self.flush_timeout_s)
+            if waiting:
+                for delivery in waiting:  # a late failure is expected, not worth a warning
+                    delivery.add_done_callback(_consume_outcome)
+                raise KafkaTimeoutError(f"{len(waiting)} of {len(pending)} batches were not acknowledged within "
+                                        f"{self.flush_timeout_s:.0f}s")
+        results = [_outcome(delivery) for delivery in deliveries]
         if any(isinstance(r, FENCING_ERRORS) for r in results):
             raise TaskFencedError(f"producer {self.transactional_id!r} was fenced by a newer instance")
         last_offsets: dict[TopicPartition, int] = {}
@@ -178,7 +206,22 @@ class KafkaProducer:
         """Abort after the queued batches settle; their errors no longer matter."""
         with contextlib.suppress(Exception):
             await self.flush()
-        await self._producer.abort_transaction()
+        try:
+            await asyncio.wait_for(self._producer.abort_transaction(), ABORT_TIMEOUT_S)
+        except TimeoutError:
+            raise KafkaTimeoutError(f"producer {self.transactional_id!r} could not abort within "
+                                    f"{ABORT_TIMEOUT_S:.0f}s") from None
+
+
+def _outcome(delivery: asyncio.Future) -> Any:
+    if delivery.cancelled():
+        return asyncio.CancelledError()
+    return delivery.exception() or delivery.result()
+
+
+def _consume_outcome(delivery: asyncio.Future) -> None:
+    if not delivery.cancelled():
+        delivery.exception()
 
 
 def append(batch: BatchBuilder, record: OutRecord) -> bool:
