@@ -21,11 +21,7 @@ forwards a table's last update per key per commit, by design, and the driver
 every update.
 
 Not drawn: timestamp extractors, keys that are not strings, times near the
-epoch.  Session windows get a retention of twice their close span: with the
-default one, a closed session may be deleted at the end of one record (the
-driver) but not yet in the middle of a batch (a worker), and whether a record
-that bridges it is late depends on that (the session late rule does not hold
-for every retention yet).
+epoch.
 """
 
 from __future__ import annotations
@@ -252,10 +248,7 @@ def build(app: App, topics: dict[str, str], case: Case) -> None:
         grouped = stream.group_by(lambda k, v: f"g{v['n'] % 3}") if term.group == "mod" else stream.group_by_key()
         if term.kind == "window":
             window = _window(term.window)
-            # Until the session windows' late rule holds for any retention, keep closed sessions long enough
-            # that a worker's batch and the driver's single record see the same ones.
-            retention = 2 * window.close_span if term.window[0] == "session" else None
-            grouped.window(window).count(name="wcount", emit=term.emit, retention=retention).to(topics["out"])
+            grouped.window(window).count(name="wcount", emit=term.emit).to(topics["out"])
             return
         if term.agg == "count":
             stream = grouped.count(name="agg").to_stream().map_values(lambda n: {"n": n})

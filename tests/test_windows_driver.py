@@ -132,18 +132,28 @@ def test_a_sliding_window_changed_at_its_close_is_emitted_again():
             (10, 20, 2, 15), (10, 20, 3, 20)]
 
 
-@pytest.mark.parametrize("retention, expected", [
-    # [0, 0] closed at 15 and is past retention: 5, within its gap, starts a session of its own.
-    (None, [("a", 0, 0, 1), ("a", 5, 5, 1), ("b", 15, 15, 1)]),
-    # Still retained, [0, 0] merges with 5 into an open session, which gets a final result too.
-    (100, [("a", 0, 0, 1), ("a", 0, 5, 2), ("b", 15, 15, 1)]),
-])
-def test_a_late_record_within_the_gap_of_a_closed_session(retention, expected):
+@pytest.mark.parametrize("retention", [None, 15, 100, 10_000])
+def test_a_late_record_within_the_gap_of_a_session_at_the_close_time(retention):
+    # At stream time 15, [0, 0] ends exactly at the close time (15 - 10 - 5): it is not closed,
+    # so 5 merges with it whatever the retention.
     app = make_app()
     app.stream("in").group_by_key().window(Session(10, grace=5)).count(emit="final", retention=retention).to("out")
     with TestDriver(app) as driver:
         pipe(driver, [("a", 0), ("b", 15), ("a", 5), ("b", 40)])
-        assert results(driver) == expected
+        assert results(driver) == [("a", 0, 0, 1), ("a", 0, 5, 2), ("b", 15, 15, 1)]
+        assert driver.tasks["0_0"].metrics.get("late_records") == 0
+
+
+@pytest.mark.parametrize("retention", [None, 7_000, 8_000, 60_000, 3_600_000])
+def test_session_results_do_not_depend_on_retention(retention):
+    # 8000 arrives at stream time 12000, when [1000, 3000] has closed (3000 < 12000 - 5000 - 2000):
+    # it never sees the closed session, and joins the open [9000, 12000].
+    app = make_app()
+    grouped = app.stream("in").group_by_key().window(Session(5_000, grace=2_000))
+    grouped.count(emit="final", retention=retention).to("out")
+    with TestDriver(app) as driver:
+        pipe(driver, [("k", t) for t in (1000, 3000, 9000, 12000, 8000, 40000)])
+        assert results(driver) == [("k", 1000, 3000, 2), ("k", 8000, 12000, 3)]
         assert driver.tasks["0_0"].metrics.get("late_records") == 0
 
 

@@ -173,8 +173,8 @@ class SessionModel(Model):
         self.times[rid] = ts
         self.stream_time = now = max(self.stream_time, ts)
         mine = self.sessions.setdefault(key, {})
-        seen_from = self.store_time - self.retention + 1  # older sessions are past retention
-        touched = [b for b in mine if b[1] >= seen_from and b[0] - gap <= ts <= b[1] + gap]
+        # A closed session (end + gap + grace < stream time) is never seen again, whatever the retention.
+        touched = [b for b in mine if b[1] + close >= now and b[0] - gap <= ts <= b[1] + gap]
         start = min([ts, *(b[0] for b in touched)])
         end = max([ts, *(b[1] for b in touched)])
         if end + close < now:
@@ -194,7 +194,7 @@ class SessionModel(Model):
             out += self.emit_due(lambda kw: kw[2] + close <= now,
                                  lambda kw: (Windowed(*kw), self.sessions[kw[0]][kw[1:]]))
         for sessions in self.sessions.values():
-            for bounds in [b for b in sessions if b[1] + self.retention <= self.store_time]:
+            for bounds in [b for b in sessions if b[1] + self.retention <= self.store_time and b[1] + close < now]:
                 del sessions[bounds]
         return out
 

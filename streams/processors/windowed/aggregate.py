@@ -90,6 +90,11 @@ class WindowAggregate(Processor):
         """The lowest index time that later records still see (older windows are past retention)."""
         return self.store_time - self.retention + 1
 
+    @property
+    def expired_to(self) -> int:
+        """The highest index time past retention; _expire deletes windows up to it."""
+        return self.store_time - self.retention
+
     # -- the loop
 
     def process(self, batch: list[Record]) -> None:
@@ -160,7 +165,7 @@ class WindowAggregate(Processor):
 
     def _expire(self) -> None:
         """Delete windows past retention (even one a late record just wrote) by one index range."""
-        cutoff = self.visible_from - 1
+        cutoff = self.expired_to
         if self._oldest is not None and cutoff < self._oldest:
             return  # nothing indexed is old enough: no scan
         expired = self.windows.expire(self._oldest, cutoff)

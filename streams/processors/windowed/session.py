@@ -1,19 +1,19 @@
 """Session windows: a record joins, and may bridge, the sessions of its key within the inactivity gap.
 
-A record at ts merges with every session [s, e] of its key that later records
-still see (e above store time - retention) and that lies within the gap
-(e >= ts - gap and s <= ts + gap).  It starts a session of its own when there is
-none, extends the one there is, or merges several into one: the aggregate starts
-from initializer(), merger(key, aggregate, session) takes in each session oldest
-first, then the aggregator adds the record.  These are Kafka Streams' rules:
+A record at ts merges with every open session [s, e] of its key that lies within
+the gap (e >= ts - gap and s <= ts + gap).  It starts a session of its own when
+there is none, extends the one there is, or merges several into one: the
+aggregate starts from initializer(), merger(key, aggregate, session) takes in
+each session oldest first, then the aggregator adds the record.  Kafka Streams'
+rules, with one choice made where its results depend on store retention:
 
-- a record is late, and dropped, when the session it would form ends before
-  stream time - gap - grace, the close time;
-- sessions past retention (by default gap + grace after their end, that is once
-  they have closed) are no longer seen, so a late record within the gap of one
-  forms a session of its own instead of changing a closed one;
-- with a longer retention a late record can merge closed sessions into a session
-  that is still open; the merged session then gets a final result of its own.
+- a session closes when its end falls behind stream time - gap - grace; a
+  record is late, and dropped, when the session it would form is closed;
+- a closed session is never seen again, whatever the retention: a late record
+  within the gap of one forms a session of its own, or joins open ones.
+  Retention only says how long closed sessions stay in the store for queries.
+  (A final result goes out when stream time reaches end + gap + grace; a record
+  that lands on that very boundary still merges, and the result goes out again.)
 """
 
 from __future__ import annotations
@@ -27,6 +27,20 @@ from streams.windows.store import decode_time, encode_time, key_prefix
 
 class SessionWindowAggregate(WindowAggregate):
     window: Session
+
+    @property
+    def visible_from(self) -> int:
+        """The lowest end of a session that is not closed: later records see no closed session.
+
+        The bound is the late rule's (end >= stream time - gap - grace), not retention's,
+        so a longer retention changes no result.
+        """
+        return self.stream_time - self.close_span
+
+    @property
+    def expired_to(self) -> int:
+        """Retention deletes closed sessions only, even when it equals the close span."""
+        return min(super().expired_to, self.visible_from - 1)
 
     def _bounds(self, first: int, second: int | None) -> tuple[int, int]:
         return second, first  # session keys hold end, then start
