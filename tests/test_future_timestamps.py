@@ -167,3 +167,24 @@ async def test_on_the_broker_a_far_future_record_timestamp_reaches_the_dlq(broke
         assert abs(dead.timestamp - time.time() * 1000) < 600_000
     else:
         assert dead.timestamp == END_OF_TIME and "streams.error.timestamp" not in headers
+
+
+async def test_on_the_broker_an_input_two_hours_ahead_is_dead_lettered_when_the_output_refuses_it(brokers, tmp_path):
+    """Kafka 4 refuses records stamped over an hour ahead: within max_future_skew (a day), such an input's
+    output would fail every commit, so the worker narrows the skew to what its output topics take."""
+    src, out = unique_name("in"), unique_name("out")
+    await create_topics(brokers, {src: 1}, {"message.timestamp.after.max.ms": str((1 << 63) - 1)})
+    await create_topics(brokers, {out: 1})  # the broker's default: an hour ahead at most
+    app = App(unique_name("future"), brokers=brokers, state_dir=tmp_path, commit_interval=0.2,
+              consumer_config=FAST_GROUP)
+    app.stream(src).group_by(lambda k, v: k).count(name="counts").to_stream().to(out)  # a repartition, a changelog
+    now = int(time.time() * 1000)
+    await produce(brokers, src, [("a", 1, now), ("b", 2, now + 2 * 3_600_000), ("a", 3, now + 1_000),
+                                 ("c", 4, now + 30 * 60_000)])
+    async with running(app) as worker:
+        got = await read_topic(brokers, out, expected=3)
+        [dead] = await read_topic(brokers, app.config.dlq_topic, expected=1)
+        await wait_for(lambda: worker.metrics.get("records_processed") >= 4)
+        assert worker.future_skew_ms == 3_600_000 - 60_000
+    assert [(r.key, r.value) for r in got] == [(b"a", b"1"), (b"a", b"2"), (b"c", b"1")]
+    assert dead.key == b"b" and dict(dead.headers)["streams.error.type"] == b"FutureTimestampError"

@@ -17,11 +17,14 @@ from streams.errors import StateLostError, TopologyError
 from streams.transport.base import Admin, TopicInfo, TopicSpec
 
 DLQ_PARTITIONS = 1
+ANY_TIME = (1 << 63) - 1
+"""message.timestamp.after.max.ms of a topic that takes any timestamp (Kafka 4 defaults to an hour)."""
 
 
 def internal_topic_specs(topology: CompiledTopology, plan: PhysicalPlan) -> list[TopicSpec]:
     """The repartition topics and changelogs: the internal topics whose loss loses data."""
-    specs = [TopicSpec(t, plan.partition_counts[t]) for t in sorted(topology.repartition_topics)]
+    any_time = {"message.timestamp.after.max.ms": str(ANY_TIME)}  # they carry the inputs' times
+    specs = [TopicSpec(t, plan.partition_counts[t], config=dict(any_time)) for t in sorted(topology.repartition_topics)]
     specs.extend(changelog_specs(topology, plan))
     return specs
 
@@ -42,7 +45,8 @@ def changelog_specs(topology: CompiledTopology, plan: PhysicalPlan) -> list[Topi
         tasks = sum(1 for t in plan.tasks.values() if t.subtopology is sub)
         for store in sub.stores:
             if store.changelog_topic and not store.options.get("source_topic"):
-                config = {"cleanup.policy": store.options.get("cleanup.policy", "compact")}
+                config = {"cleanup.policy": store.options.get("cleanup.policy", "compact"),
+                          "message.timestamp.after.max.ms": str(ANY_TIME)}
                 config.update(store.options.get("topic_config", {}))
                 specs.append(TopicSpec(store.changelog_topic, tasks, config=config))
     return specs

@@ -63,6 +63,7 @@ from streams.runtime.standby import StandbyTasks
 from streams.runtime.state_lock import StateDirLock
 from streams.runtime.stores import TaskStore
 from streams.runtime.topics import (
+    ANY_TIME,
     DLQ_PARTITIONS,
     create_declared_topics,
     internal_topic_problem,
@@ -75,7 +76,7 @@ from streams.serdes import check_serdes
 from streams.state.global_store import TaskGlobalStore, global_specs
 from streams.state.restore import RestoreProgress
 from streams.state.rocksdb import RocksDBConfig
-from streams.task.errors_policy import ErrorPolicy
+from streams.task.errors_policy import CLOCK_MARGIN_MS, ErrorPolicy
 from streams.task.ordering import in_send_order, process_poll
 from streams.task.task import Task
 from streams.transport.base import OutRecord, RawRecord, TopicInfo, TopicPartition, TopicSpec
@@ -92,8 +93,6 @@ OFFSET_SAMPLE_S = 2.0
 """How often a recording worker looks up the end offsets that its lag figures need."""
 DEFAULT_MESSAGE_BYTES = 1048588
 """Kafka's default max.message.bytes, for a topic whose description leaves it out."""
-ANY_TIME = (1 << 63) - 1
-"""message.timestamp.after.max.ms of a topic that takes any timestamp (Kafka 4 defaults to an hour)."""
 DLQ_HEADROOM = 64 * 1024
 """Room in the dead-letter topic's limit above the largest input record, for the error headers."""
 _running: dict[str, list[Worker]] = {}
@@ -138,6 +137,7 @@ class Worker:
         self.plan: PhysicalPlan | None = None
         self.partition_counts: dict[str, int] = {}
         self.state_topics: list[str] = []  # changelogs and repartition topics, created at start
+        self.future_skew_ms = int(self.config.max_future_skew * 1000)  # narrowed at start to what outputs take
         self._check_state = False  # whether the next task start first checks that they still exist
         self.assignor: TaskAssignor | None = None
         self._lock = asyncio.Lock()
@@ -379,6 +379,9 @@ class Worker:
         found = await self._check_internal_topics(specs)
         if self.error_policy.mode == "dlq":
             self._limit_dead_letters(found[self.error_policy.dlq_topic], dlq_bytes)
+        written = [info[t] for t in sorted({*topology.external_sink_topics, *topology.declared_topics})]
+        self.future_skew_ms = self._future_skew_ms([*written, *(found[s.name] for s in specs
+                                                                if s.name != self.error_policy.dlq_topic)])
         self.partition_counts = dict(plan.partition_counts)
         self.partition_counts.update({t: i.partitions for t, i in info.items() if i})
         self.partition_counts.update({s.name: s.partitions for s in specs if s.name not in self.partition_counts})
@@ -435,6 +438,23 @@ class Worker:
         ahead = int(dlq.config.get("message.timestamp.after.max.ms", ANY_TIME))
         self.error_policy = replace(self.error_policy, max_record_bytes=limit,
                                     max_ahead_ms=ahead if ahead < ANY_TIME else None)
+
+    def _future_skew_ms(self, written: list[TopicInfo | None]) -> int:
+        """max_future_skew, narrowed to what every topic the tasks write to accepts.
+
+        Kafka 4 refuses records stamped more than message.timestamp.after.max.ms (an hour by
+        default) ahead of its clock: an output carrying such an input's time would fail every
+        commit.  Narrowed, the input goes to the dead-letter topic instead.
+        """
+        skew = int(self.config.max_future_skew * 1000)
+        for info in written:
+            ahead = ANY_TIME if info is None else int(info.config.get("message.timestamp.after.max.ms", ANY_TIME))
+            if ahead - CLOCK_MARGIN_MS < skew:
+                skew = max(0, ahead - CLOCK_MARGIN_MS)
+                log.info("max_future_skew narrowed to %d s: topic %s refuses records stamped more than %d s ahead "
+                         "(message.timestamp.after.max.ms); later inputs go to the dead-letter topic",
+                         skew // 1000, info.name, ahead // 1000)
+        return skew
 
     def _plan_for(self, partitions_per_topic: Mapping[str, int]) -> PhysicalPlan:
         return plan_tasks(self.topology, partitions_per_topic)
@@ -660,7 +680,7 @@ class Worker:
             created[task_id] = Task(self.plan.tasks[task_id], self.config.app_id, self.partition_counts,
                                     self.error_policy, stores=stores, metrics=self.metrics,
                                     max_idle_ms=int(self.config.max_task_idle * 1000), cache_budget=self.cache_budget,
-                                    max_future_skew_ms=int(self.config.max_future_skew * 1000))
+                                    max_future_skew_ms=self.future_skew_ms)
         return created
 
     async def _restore(self, opened: Mapping[str, Mapping[str, TaskStore]]) -> None:
