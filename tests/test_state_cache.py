@@ -128,6 +128,25 @@ def test_discard_drops_pending_changes(backing):
     assert backing.batches == [([], 101)]
 
 
+def test_local_writes_are_committed_but_not_logged(backing):
+    cached = CachedStore(backing)
+    cached.put(b"a", b"logged")
+    cached.put_local(b"i", b"derived")
+    cached.put_local(b"b", None)
+    cached.put_local(b"c", b"local")
+    cached.put(b"c", b"logged again")  # a later logged write of a key is logged
+    assert sorted(cached.logged()) == [(b"a", b"logged"), (b"c", b"logged again")]
+    assert cached.get(b"i") == b"derived" and cached.get(b"b") is None
+    cached.commit(101)
+    assert backing.get(b"i") == b"derived" and backing.get(b"b") is None and backing.checkpoint() == 101
+    cached.put(b"i", b"logged now")  # the local mark ends with the commit
+    assert cached.logged() == [(b"i", b"logged now")]
+    cached.put_local(b"a", b"x")
+    cached.discard()
+    cached.put(b"a", b"y")
+    assert cached.logged() == [(b"a", b"y")]
+
+
 def test_flush_and_close_never_write_pending_changes(backing):
     cached = CachedStore(backing)
     cached.put(b"a", b"new")

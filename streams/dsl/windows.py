@@ -16,6 +16,7 @@ from streams.state.spec import StoreSpec
 from streams.windows.definitions import Duration, WindowDefinition, to_ms
 from streams.windows.query import WindowStoreView
 from streams.windows.serde import WindowedJsonSerde
+from streams.windows.store import with_index
 
 if TYPE_CHECKING:
     from streams.dsl.stream import GroupedStream
@@ -99,7 +100,7 @@ class WindowedStream:
         spec = builder.add_store(StoreSpec(
             store_name, ks, vs, changelog, kind="window",
             options={"cleanup.policy": "compact,delete", "topic_config": topic_config, "window": window,
-                     "view": WindowStoreView}))
+                     "view": WindowStoreView, "derive": with_index}))
         node_name = builder.new_name(prefix)
         processor = _PROCESSORS[window.kind]
 

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from operator import attrgetter
 
 from streams.runtime.stores import TaskStore
 from streams.state.restore import RestoreProgress, StoreRestorer
@@ -23,7 +22,6 @@ from streams.transport.base import Consumer, RawRecord, TopicPartition
 log = logging.getLogger(__name__)
 
 POLL_RECORDS = 50_000
-_key_value = attrgetter("key", "value")
 
 
 @dataclass
@@ -151,4 +149,4 @@ def write_records(restorer: StoreRestorer, store: TaskStore, records: list[RawRe
         chunk = records[first:first + size]
         if chunk:
             rows = store.restorable(chunk)
-            restorer.write(map(_key_value, rows), chunk[-1].offset + 1, len(rows))
+            restorer.write(store.restore_changes(rows), chunk[-1].offset + 1, len(rows))

@@ -9,7 +9,8 @@ where restore must start.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from operator import attrgetter
 from pathlib import Path
 
 from streams.state.cache import CachedStore, CountingCachedStore
@@ -17,9 +18,11 @@ from streams.state.memory import InMemoryStore
 from streams.state.restore import readable_rows
 from streams.state.rocksdb import RocksDBConfig, RocksDBStore
 from streams.state.spec import StoreSpec
+from streams.state.store import Change
 from streams.transport.base import OutRecord, RawRecord, TopicPartition
 
 log = logging.getLogger(__name__)
+_key_value = attrgetter("key", "value")
 
 
 class TaskStore:
@@ -62,6 +65,10 @@ class TaskStore:
     def delete(self, key: bytes) -> None:
         self.cache.delete(key)
 
+    def put_local(self, key: bytes, value: bytes | None) -> None:
+        """Write (None deletes) a key that stays out of the changelog; restore_changes() derives it again."""
+        self.cache.put_local(key, value)
+
     def range(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         return self.cache.range(start, end)
 
@@ -86,6 +93,17 @@ class TaskStore:
             return records
         return readable_rows(records, self.spec.key_serde, self.spec.value_serde)
 
+    def restore_changes(self, records: list[RawRecord]) -> Iterable[Change]:
+        """The local writes that restoring changelog records makes.
+
+        The record's own key and value, plus whatever the store keeps out of its
+        changelog and derives from it (a window store's time index): the spec's
+        "derive" option, a function from changes to changes.
+        """
+        changes = map(_key_value, records)
+        derive = self.spec.options.get("derive")
+        return changes if derive is None else derive(changes)
+
     # -- commit protocol
 
     def checkpoint(self) -> int | None:
@@ -95,7 +113,7 @@ class TaskStore:
         if self.changelog is None or self.source_topic_changelog:
             return []
         topic, new = self.changelog.topic, tuple.__new__  # tuple.__new__: no Python-level call per record
-        return [new(OutRecord, (topic, partition, key, value, None, ())) for key, value in self.cache.dirty()]
+        return [new(OutRecord, (topic, partition, key, value, None, ())) for key, value in self.cache.logged()]
 
     def commit(self, written: Mapping[TopicPartition, int], consumed: Mapping[TopicPartition, int]) -> None:
         """Write the cache with the changelog offset it reached, in one batch."""

@@ -19,6 +19,10 @@ class CachedStore:
     discard() forgets pending writes when the transaction they belonged to aborts.
     flush() and close() never write pending changes: only commit() may, because
     only the committer knows the checkpoint they reach.
+
+    put_local() and delete_local() are writes that stay out of the changelog
+    (logged() leaves them out): data the store derives from logged data again on
+    restore.  They are committed, checkpointed and discarded like any other write.
     """
 
     def __init__(self, store: CheckpointedStore) -> None:
@@ -26,6 +30,7 @@ class CachedStore:
         self.name = store.name
         self._cache: dict[bytes, bytes | None] = {}
         self._keys = SortedKeys()
+        self._local: set[bytes] = set()  # pending keys whose last write is local-only
 
     # -- hot path -----------------------------------------------------------
 
@@ -39,21 +44,36 @@ class CachedStore:
         cache = self._cache
         if key not in cache:
             self._keys.add(key)
+        elif self._local:
+            self._local.discard(key)
         cache[key] = value
 
     def delete(self, key: bytes) -> None:
         cache = self._cache
         if key not in cache:
             self._keys.add(key)
+        elif self._local:
+            self._local.discard(key)
         cache[key] = None
 
     def put_all(self, items: Iterable[Change]) -> None:
         cache = self._cache
         keys = self._keys
+        local = self._local
         for key, value in items:
             if key not in cache:
                 keys.add(key)
+            elif local:
+                local.discard(key)
             cache[key] = value
+
+    def put_local(self, key: bytes, value: bytes | None) -> None:
+        """Write (None deletes) a key in the store but not in its changelog."""
+        cache = self._cache
+        if key not in cache:
+            self._keys.add(key)
+        cache[key] = value
+        self._local.add(key)
 
     # -- scans --------------------------------------------------------------
 
@@ -83,6 +103,13 @@ class CachedStore:
         """Pending writes, one per key with its last value (None for a delete)."""
         return list(self._cache.items())
 
+    def logged(self) -> list[Change]:
+        """The pending writes that go to the changelog: dirty() less the local-only ones."""
+        local = self._local
+        if not local:
+            return list(self._cache.items())
+        return [change for change in self._cache.items() if change[0] not in local]
+
     def dirty_count(self) -> int:
         return len(self._cache)
 
@@ -94,11 +121,13 @@ class CachedStore:
         self.store.write_batch(self._cache.items(), checkpoint)
         self._cache = {}
         self._keys.clear()
+        self._local.clear()
 
     def discard(self) -> None:
         """Forget pending changes, e.g. because their transaction aborted."""
         self._cache = {}
         self._keys.clear()
+        self._local.clear()
 
     def checkpoint(self) -> int | None:
         """The committed checkpoint of the underlying store."""

@@ -12,8 +12,11 @@ key spaces share it:
   prefix even when one serialized key is a prefix of another.
 - b"t" + index time + the window key without its b"w": the time index.
   Retention deletes by one range scan of it from the front, and final
-  emission finds the windows due to close in it, so both survive a restart
-  with the store.
+  emission finds the windows due to close in it.  The index time is the first
+  time in the window key, so an entry is derived from its window: index
+  entries are written locally only (put_local), never to the changelog, and
+  restore derives them again from the windows it replays (with_index).  They
+  are committed and checkpointed with the windows, so they survive a restart.
 - b"m" + name: per-store bookkeeping: the stream time, and the store time (the
   largest index time written), from which retention is measured.
 
@@ -24,10 +27,10 @@ sort first.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from streams.state.store import prefix_end
+from streams.state.store import Change, prefix_end
 
 WINDOWS = b"w"
 INDEX = b"t"
@@ -78,6 +81,26 @@ def split_window_key(wkey: bytes) -> tuple[bytes, int, int | None]:
     return wkey[5:key_end], first, second
 
 
+def index_key(wkey: bytes) -> bytes:
+    """A window's time index entry: its first time (start, or a session's end), then the window key."""
+    at = 5 + _LENGTH.unpack_from(wkey, 1)[0]
+    return INDEX + wkey[at:at + 8] + wkey[1:]
+
+
+def with_index(changes: Iterable[Change]) -> Iterator[Change]:
+    """Changelog changes plus the index entries they imply, for restore (a store spec's "derive" option).
+
+    A window written adds its entry and a window deleted removes it; both are
+    idempotent, so replaying a changelog again over a partly restored store is safe.
+    Changelogs written before the index left the changelog hold index entries of
+    their own, which pass through unchanged.
+    """
+    for key, value in changes:
+        yield key, value
+        if key[:1] == WINDOWS:
+            yield index_key(key), None if value is None else b""
+
+
 class WindowStore:
     """Window-shaped access to a task store of bytes; every write goes through that store."""
 
@@ -108,12 +131,13 @@ class WindowStore:
     # -- the time index
 
     def add_index(self, index_time: int, wkey: bytes) -> None:
-        self.store.put(INDEX + encode_time(index_time) + wkey[1:], b"")
+        """Index a new window; local only, as restore derives the entry from the window (with_index)."""
+        self.store.put_local(INDEX + encode_time(index_time) + wkey[1:], b"")
 
     def remove(self, index_time: int, wkey: bytes) -> None:
         """Delete a window and its index entry."""
         self.store.delete(wkey)
-        self.store.delete(INDEX + encode_time(index_time) + wkey[1:])
+        self.store.put_local(INDEX + encode_time(index_time) + wkey[1:], None)
 
     def indexed(self, low: int | None, high: int | None) -> Iterator[tuple[int, bytes]]:
         """(index time, window key) with low <= index time <= high, in index order; None is open."""
@@ -131,10 +155,10 @@ class WindowStore:
     def expire(self, low: int | None, cutoff: int) -> int:
         """Delete every window whose index time lies in [low, cutoff]; returns how many."""
         doomed = list(self.indexed(low, cutoff))
-        delete = self.store.delete
+        delete, put_local = self.store.delete, self.store.put_local
         for index_time, wkey in doomed:
             delete(wkey)
-            delete(INDEX + encode_time(index_time) + wkey[1:])
+            put_local(INDEX + encode_time(index_time) + wkey[1:], None)
         return len(doomed)
 
     # -- bookkeeping
