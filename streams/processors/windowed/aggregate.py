@@ -125,10 +125,11 @@ class WindowAggregate(Processor):
         """Fold one record into its windows; False if it is late for all of them."""
         raise NotImplementedError
 
-    def _write(self, index_time: int, wkey: bytes, newest: int, raw: bytes, new: bool, windowed: Windowed,
-               aggregate: Any, r: Record, out: list[Record], emit: bool = True) -> None:
+    def _write(self, index_time: int, wkey: bytes, newest: int, raw: bytes, new: bool, key: Any, start: int,
+               end: int, aggregate: Any, r: Record, out: list[Record], emit: bool = True) -> None:
         """Store one window's new aggregate and emit what the mode asks for.
 
+        The window's Windowed(key, start, end) is made only for an emitted change.
         Update mode emits every change.  Final mode emits a change to a window whose final
         result is out already at once; a change with a newer timestamp than any before
         moves the time of the results on and emits the windows it closes.  emit=False
@@ -144,10 +145,10 @@ class WindowAggregate(Processor):
         if not emit:
             return
         if not self.final:
-            out.append(Record(windowed, aggregate, newest, r.headers, r.origin))
+            out.append(Record(Windowed(key, start, end), aggregate, newest, r.headers, r.origin))
             return
         if index_time <= self._due_to:
-            out.append(Record(windowed, aggregate, newest))
+            out.append(Record(Windowed(key, start, end), aggregate, newest))
         elif index_time < self._next_due:
             self._next_due = index_time
         if newest > self._result_time:
@@ -224,10 +225,22 @@ class TimeWindowAggregate(WindowAggregate):
         last = ts - ts % window.advance
         if last <= deadline or last < 0:
             return False  # even the newest window holding ts has closed, or starts before the epoch
-        starts = (last,) if window.advance == window.size else [s for s in window.starts_for(ts) if s > deadline]
         key, value = r.key, r.value
         prefix = key_prefix(self.key_serde.serialize(key))
         get, aggregator, deserialize = self.windows.store.get, self.aggregator, self.value_serde.deserialize
+        if window.advance == window.size:  # tumbling: one window, no lists to build
+            wkey = prefix + pack_time(last)
+            stored = get(wkey)
+            if stored is None:
+                new, newest, aggregate = True, ts, aggregator(key, value, self.initializer())
+            else:
+                new, newest = False, unpack_newest(stored)[0]
+                aggregate = aggregator(key, value, deserialize(stored[8:]))
+            raw = self.value_serde.serialize(aggregate)
+            self._write(last, wkey, ts if ts > newest else newest, raw, new, key, last, last + window.size,
+                        aggregate, r, out)
+            return True
+        starts = [s for s in window.starts_for(ts) if s > deadline]
         changes = []
         for start in starts:
             wkey = prefix + pack_time(start)
@@ -241,5 +254,5 @@ class TimeWindowAggregate(WindowAggregate):
         serialize, write, size = self.value_serde.serialize, self._write, window.size
         encoded = [serialize(change[4]) for change in changes]
         for (start, wkey, new, newest, aggregate), raw in zip(changes, encoded, strict=True):
-            write(start, wkey, newest, raw, new, Windowed(key, start, start + size), aggregate, r, out)
+            write(start, wkey, newest, raw, new, key, start, start + size, aggregate, r, out)
         return True

@@ -78,5 +78,5 @@ class SessionWindowAggregate(WindowAggregate):
             self.windows.remove(old_end, old_key)
             if not self.final:
                 out.append(Record(Windowed(key, old_start, old_end), None, old_end, r.headers, r.origin))
-        self._write(end, wkey, end, raw, not existed, Windowed(key, start, end), aggregate, r, out)
+        self._write(end, wkey, end, raw, not existed, key, start, end, aggregate, r, out)
         return True

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from streams.processors.windowed.aggregate import WindowAggregate
 from streams.record import Record
-from streams.windows.definitions import Sliding, Windowed
+from streams.windows.definitions import Sliding
 from streams.windows.store import decode_time, encode_time, key_prefix
 
 
@@ -85,10 +85,10 @@ class SlidingWindowAggregate(WindowAggregate):
         serialize, write = self.value_serde.serialize, self._write
         encoded = [serialize(change[4]) for change in changes]
         for (start, wkey, new, newest, aggregate), raw in zip(changes, encoded, strict=True):
-            write(start, wkey, newest, raw, new, Windowed(key, start, start + d), aggregate, r, out,
+            write(start, wkey, newest, raw, new, key, start, start + d, aggregate, r, out,
                   emit=start >= open_from)
         if not complete and not right_exists and right_source is not None and right_source[0] > ts:
             start, (newest, raw) = ts + 1, right_source
-            write(start, prefix + encode_time(start), newest, raw, True, Windowed(key, start, start + d),
+            write(start, prefix + encode_time(start), newest, raw, True, key, start, start + d,
                   deserialize(raw), r, out)
         return True
