@@ -186,10 +186,16 @@ async def run_side(args: argparse.Namespace) -> dict[str, Any]:
                           if key[:1] == b"w") if args.side == "windowed" else None
             report = {"first": first[0], "end": end, "records": consumed, "windows_in_store": windows,
                       "late_records": worker.metrics.get("late_records"),
+                      "expired_windows": worker.metrics.get("expired_windows"),
                       "group": app.app_id}
         finally:
             await worker.shutdown(commit=False)
     return report
+
+
+def windows_made(report: dict[str, Any]) -> int:
+    """Windows the side created: those still in its store and those retention deleted."""
+    return report["windows_in_store"] + (report["expired_windows"] or 0)
 
 
 def child(side: str, args: argparse.Namespace, topic: str, output: str) -> dict[str, Any]:
@@ -234,11 +240,15 @@ def main() -> None:
                     asyncio.run(admin_call(args.brokers, "create", {output: args.partitions}))
                 report = child(side, args, topic, output)
                 results = asyncio.run(records_in(args.brokers, output)) if output else 0
-                topics.extend(f"{report['group']}-{suffix}" for suffix in ("counts-changelog", "dlq"))
+                changelog = f"{report['group']}-counts-changelog"
+                logged = asyncio.run(records_in(args.brokers, changelog))
+                topics.extend([changelog, f"{report['group']}-dlq"])
                 reports[side].append(report)
                 print(f"  {side:9} {report['rate']:>9,.0f} records/s  {report['end'] - report['first']:6.1f}s  "
                       f"peak RSS {report['peak_rss_mib']:,.0f} MiB  late {report['late_records']:,}"
+                      + f"  changelog {logged:,}"
                       + (f"  windows in store {report['windows_in_store']:,}  results written {results:,}"
+                         f"  changelog records per window {logged / windows_made(report):.2f}"
                          if side == "windowed" else ""),
                       flush=True)
     finally:
