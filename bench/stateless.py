@@ -40,6 +40,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--sides", default=",".join(SIDES), help="comma-separated subset of " + ", ".join(SIDES))
     parser.add_argument("--batch-bytes", type=int, default=0,
                         help="producer max_batch_size, the same on both sides (default: the framework's)")
+    parser.add_argument("--raw-batch-bytes", type=int, default=0,
+                        help="the raw loop's own producer batch size, e.g. 1048576 (0: as --batch-bytes)")
+    parser.add_argument("--raw-fetch-bytes", type=int, default=0,
+                        help="the raw loop's max_partition_fetch_bytes, e.g. 4194304 (0: aiokafka's default)")
+    parser.add_argument("--streams-settings", default="",
+                        help="JSON of App keyword arguments for the framework side, over the benchmark's own")
     parser.add_argument("--brokers", default=BROKERS)
     parser.add_argument("--keep-topics", action="store_true")
     parser.add_argument("--profile-dir", default="", help="write each child's cProfile here (slows both sides)")
@@ -61,8 +67,9 @@ def run_side(side: str, args: argparse.Namespace, topic: str, topics: list[str],
     topics.extend([output, f"{group}-dlq", f"{group}-counts-changelog"])  # the last for bench.stateful's count
     asyncio.run(create_topics(args.brokers, {output: args.partitions}))
     extra = ["--profile", os.path.join(args.profile_dir, f"{side}-{run}.prof")] if args.profile_dir else []
-    if getattr(args, "batch_bytes", 0):
-        extra += ["--batch-bytes", str(args.batch_bytes)]
+    for option in ("batch_bytes", "raw_batch_bytes", "raw_fetch_bytes", "streams_settings"):
+        if getattr(args, option, None):
+            extra += ["--" + option.replace("_", "-"), str(getattr(args, option))]
     with tempfile.TemporaryDirectory(prefix="bench-state-") as state_dir:
         result = run_child(side, ["--brokers", args.brokers, "--input", topic, "--output", output, "--group", group,
                                   "--records", str(args.records), "--state-dir", state_dir, *extra])
