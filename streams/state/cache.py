@@ -20,9 +20,9 @@ class CachedStore:
     flush() and close() never write pending changes: only commit() may, because
     only the committer knows the checkpoint they reach.
 
-    put_local() and delete_local() are writes that stay out of the changelog
-    (logged() leaves them out): data the store derives from logged data again on
-    restore.  They are committed, checkpointed and discarded like any other write.
+    put_local() writes (or, with None, deletes) a key that stays out of the
+    changelog (logged() leaves it out): data the store derives again from logged
+    data on restore.  It is committed, checkpointed and discarded like any other write.
     """
 
     def __init__(self, store: CheckpointedStore) -> None:
