@@ -52,6 +52,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-bytes", type=int, default=0,
                         help="producer max_batch_size for both the framework and the raw loop (0: the default)")
     parser.add_argument("--value-serde", default="json", help="the input's value serde on the count-out sides")
+    parser.add_argument("--raw-batch-bytes", type=int, default=0,
+                        help="the raw loop's own producer max_batch_size, overriding --batch-bytes (0: not set)")
+    parser.add_argument("--raw-fetch-bytes", type=int, default=0,
+                        help="the raw loop's consumer max_partition_fetch_bytes (0: aiokafka's default)")
+    parser.add_argument("--streams-settings", default="{}",
+                        help="JSON of App keyword arguments for the framework sides, over the benchmark's own "
+                             '(e.g. \'{"producer_config": {"linger_ms": 20}}\')')
     parser.add_argument("--profile", default="", help="write a cProfile of the whole run to this file")
     parser.add_argument("--registry", default="", help="schema registry URL, for the Avro sides")
     parser.add_argument("--metrics", choices=("default", "on", "off"), default="default",
@@ -137,9 +144,10 @@ def producer_config(args: argparse.Namespace) -> dict[str, Any]:
 def make_app(args: argparse.Namespace) -> App:
     metrics = {"on": {"metrics_recording_level": "info", "web_port": 0},
                "off": {"metrics_recording_level": "off"}}.get(args.metrics, {})
-    return App(args.group, args.brokers, state_dir=args.state_dir or None, commit_interval=args.commit_interval,
-               poll_max_records=POLL_RECORDS, producer_config=producer_config(args),
-               processing_guarantee=args.guarantee, **metrics)
+    settings = {"state_dir": args.state_dir or None, "commit_interval": args.commit_interval,
+                "poll_max_records": POLL_RECORDS, "producer_config": producer_config(args),
+                "processing_guarantee": args.guarantee, **metrics, **json.loads(args.streams_settings)}
+    return App(args.group, args.brokers, **settings)
 
 
 async def streams_stateless(args: argparse.Namespace) -> dict[str, Any]:
@@ -212,9 +220,12 @@ async def raw_stateless(args: argparse.Namespace) -> dict[str, Any]:
     It uses the producer settings the framework uses, commits on the same
     interval, and waits for its sends before each commit, as the framework does.
     """
+    fetch = {"max_partition_fetch_bytes": args.raw_fetch_bytes} if args.raw_fetch_bytes else {}
     consumer = AIOKafkaConsumer(args.input, bootstrap_servers=args.brokers, group_id=args.group,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=args.brokers, **{**PRODUCER_DEFAULTS, **producer_config(args)})
+                                auto_offset_reset="earliest", enable_auto_commit=False, **fetch)
+    batch = {"max_batch_size": args.raw_batch_bytes} if args.raw_batch_bytes else {}
+    producer = AIOKafkaProducer(bootstrap_servers=args.brokers,
+                                **{**PRODUCER_DEFAULTS, **producer_config(args), **batch})
     await producer.start()
     await consumer.start()
     loads, dumps, output = orjson.loads, orjson.dumps, args.output

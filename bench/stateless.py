@@ -40,10 +40,22 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--sides", default=",".join(SIDES), help="comma-separated subset of " + ", ".join(SIDES))
     parser.add_argument("--batch-bytes", type=int, default=0,
                         help="producer max_batch_size, the same on both sides (default: the framework's)")
+    parser.add_argument("--raw-batch-bytes", type=int, default=0,
+                        help="the raw loop's own producer batch size, e.g. 1048576 (0: as --batch-bytes)")
+    parser.add_argument("--raw-fetch-bytes", type=int, default=0,
+                        help="the raw loop's max_partition_fetch_bytes, e.g. 4194304 (0: aiokafka's default)")
+    parser.add_argument("--streams-settings", default="",
+                        help="JSON of App keyword arguments for the framework side, over the benchmark's own")
+    parser.add_argument("--variants", default="",
+                        help="framework variants run side by side, 'label=JSON;label=JSON' of App settings; each "
+                             "adds a side streams-stateless@label (to choose defaults by measurement)")
     parser.add_argument("--brokers", default=BROKERS)
     parser.add_argument("--keep-topics", action="store_true")
     parser.add_argument("--profile-dir", default="", help="write each child's cProfile here (slows both sides)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.variant_settings = dict(v.split("=", 1) for v in args.variants.split(";") if v)
+    args.sides = ",".join([*args.sides.split(","), *(f"streams-stateless@{label}" for label in args.variant_settings)])
+    return args
 
 
 def prepare_input(args: argparse.Namespace, topics: list[str]) -> str:
@@ -61,12 +73,17 @@ def run_side(side: str, args: argparse.Namespace, topic: str, topics: list[str],
     topics.extend([output, f"{group}-dlq", f"{group}-counts-changelog"])  # the last for bench.stateful's count
     asyncio.run(create_topics(args.brokers, {output: args.partitions}))
     extra = ["--profile", os.path.join(args.profile_dir, f"{side}-{run}.prof")] if args.profile_dir else []
-    if getattr(args, "batch_bytes", 0):
-        extra += ["--batch-bytes", str(args.batch_bytes)]
+    child_side, _, label = side.partition("@")
+    for option in ("batch_bytes", "raw_batch_bytes", "raw_fetch_bytes", "streams_settings"):
+        if getattr(args, option, None) and not (label and option == "streams_settings"):
+            extra += ["--" + option.replace("_", "-"), str(getattr(args, option))]
+    if label:
+        extra += ["--streams-settings", args.variant_settings[label]]
     with tempfile.TemporaryDirectory(prefix="bench-state-") as state_dir:
-        result = run_child(side, ["--brokers", args.brokers, "--input", topic, "--output", output, "--group", group,
-                                  "--records", str(args.records), "--state-dir", state_dir, *extra])
-    print(f"  {side:18} {result.rate:>10,.0f} records/s  ({result.seconds:.2f}s; {result.cpu_rate:,.0f} records "
+        result = run_child(child_side, ["--brokers", args.brokers, "--input", topic, "--output", output,
+                                        "--group", group, "--records", str(args.records), "--state-dir", state_dir,
+                                        *extra])
+    print(f"  {side:26} {result.rate:>10,.0f} records/s  ({result.seconds:.2f}s; {result.cpu_rate:,.0f} records "
           f"per CPU second; peak RSS {result.max_rss_bytes / (1 << 20):,.0f} MiB)", flush=True)
     return result
 
@@ -94,7 +111,15 @@ def main() -> None:
           f"{args.partitions} partitions, {args.rounds} rounds")
     medians = {side: median(r.rate for r in runs) for side, runs in results.items()}
     for side, runs in results.items():
-        print(f"  {side:18} median {medians[side]:>10,.0f} records/s  ({rates_line(runs)})")
+        cpu = median(r.cpu_rate for r in runs)
+        print(f"  {side:26} median {medians[side]:>10,.0f} records/s  ({rates_line(runs)}); "
+              f"{cpu:,.0f} records per CPU second; peak RSS {max(r.max_rss_bytes for r in runs) >> 20} MiB")
+    if "raw-stateless" in medians and len(medians) > 2:
+        raw_cpu = median(r.cpu_rate for r in results["raw-stateless"])
+        for side in medians:
+            if side != "raw-stateless":
+                print(f"  {side:26} / raw: {medians[side] / medians['raw-stateless']:.2f} wall-clock, "
+                      f"{median(r.cpu_rate for r in results[side]) / raw_cpu:.2f} per CPU second")
     if len(medians) == 2:
         raw, framework = (medians[side] for side in SIDES)
         raw_cpu, framework_cpu = (median(r.cpu_rate for r in results[side]) for side in SIDES)

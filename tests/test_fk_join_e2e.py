@@ -1,12 +1,17 @@
 """Foreign-key joins against the real broker: inner and left joins of orders with their customers (topics of
 different partition counts) follow changed foreign keys and deletes on both sides, across a restart with the
-same state directory and one with a wiped state directory."""
+same state directory and one with a wiped state directory; and random update sequences of both tables, checked
+against a model of the join across a restart."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
+import tempfile
 import time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from streams import App
 from tests.conftest import create_topics, unique_name
@@ -100,3 +105,39 @@ async def test_foreign_key_joins_across_restarts(brokers, tmp_path):
         assert await table_becomes(brokers, t["left"], left) == left
         restored = {r.store for r in worker.restore_results if r.restored}
     assert {"named-left-store", "named-subscriptions-store", "maybe-named-subscriptions-store"} <= restored
+
+
+order_rows = st.one_of(st.none(), st.builds(lambda c, n: {"customer": c, "n": n},
+                                            st.sampled_from(["c0", "c1", "c2", None]), st.integers(0, 3)))
+customer_rows = st.one_of(st.none(), st.builds(lambda n: {"name": n}, st.sampled_from(["Ann", "Bob"])))
+update_runs = st.lists(st.one_of(st.tuples(st.just("orders"), st.sampled_from(["o0", "o1", "o2", "o3"]), order_rows),
+                                 st.tuples(st.just("customers"), st.sampled_from(["c0", "c1", "c2"]), customer_rows)),
+                       min_size=1, max_size=25)
+
+
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=update_runs, second=update_runs)
+def test_random_update_sequences_match_the_model_across_a_restart(brokers, first, second):
+    """Random updates of both tables, half before and half after a restart: both joins equal the model's."""
+    asyncio.run(_random_sequences(brokers, first, second))
+
+
+async def _random_sequences(brokers: str, first: list, second: list) -> None:
+    t = {n: unique_name(n) for n in ("orders", "customers", "inner", "left")}
+    await create_topics(brokers, {t["orders"]: 3, t["customers"]: 2}, COMPACT)
+    await create_topics(brokers, {t["inner"]: 2, t["left"]: 2})
+    app_id, tables = unique_name("fk"), {"orders": {}, "customers": {}}
+    with tempfile.TemporaryDirectory() as state_dir:
+        for run in (first, second):
+            for topic in ("orders", "customers"):
+                updates = [(key, value) for table, key, value in run if table == topic]
+                await produce(brokers, t[topic], updates)
+                for key, value in updates:
+                    if value is None:
+                        tables[topic].pop(key, None)
+                    else:
+                        tables[topic][key] = value
+            async with running(fk_app(brokers, state_dir, app_id, t)):
+                inner, left = expected(tables["orders"], tables["customers"])
+                assert await table_becomes(brokers, t["inner"], inner) == inner
+                assert await table_becomes(brokers, t["left"], left) == left

@@ -230,7 +230,8 @@ from streams.transport.kafka import KafkaTransport
 
 async def main(brokers, topic, transactional_id):
     transport = KafkaTransport(brokers)
-    fenced = transport.producer(transactional_id=transactional_id)
+    # Small batches: the 40 KB below fill three, so that batches queue behind the one that fails.
+    fenced = transport.producer(transactional_id=transactional_id, config={"max_batch_size": 16384})
     await fenced.start()
     await fenced.begin_transaction()
     newer = transport.producer(transactional_id=transactional_id)

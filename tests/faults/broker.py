@@ -27,11 +27,24 @@ def shared_libs() -> Path:
     return Path(os.environ.get("STREAMS_KAFKA_HOME", REPO / ".kafka")) / "libs"
 
 
+def ephemeral_low() -> int:
+    """The lowest port the kernel hands out to outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_block(size: int = 3) -> int:
-    """A port p with p .. p+size-1 all free on loopback (client, controller and SASL listeners)."""
+    """A port p with p .. p+size-1 all free on loopback (client, controller and SASL listeners).
+
+    Below the kernel's ephemeral range: a port in it may be taken by some client's outgoing
+    connection between this check and the broker's start, or while a killed broker is down.
+    """
     rng = random.Random()
+    top = max(ephemeral_low(), 20000 + 100 * size)
     for _ in range(200):
-        base = rng.randrange(20000, 60000 - size)
+        base = rng.randrange(20000, top - size)
         sockets = []
         try:
             for port in range(base, base + size):

@@ -22,6 +22,10 @@ from streams.transport.kafka.partitions import (
 )
 from streams.transport.kafka.txn_offsets import fetch_stable_offsets
 
+DEFAULTS: Mapping[str, Any] = {"auto_offset_reset": "earliest", "max_partition_fetch_bytes": 4 << 20}
+"""Over aiokafka's defaults: 4 MiB fetches per partition (not 1 MiB) made the stateless pipeline 1.1x faster
+with 256 KiB producer batches (docs/performance.md, "Client defaults")."""
+
 
 class KafkaConsumer:
     """A consumer whose offsets move only when the runtime commits them.
@@ -39,7 +43,7 @@ class KafkaConsumer:
         isolation_level: str = "read_uncommitted",
         config: Mapping[str, Any] | None = None,
     ) -> None:
-        options: dict[str, Any] = {"auto_offset_reset": "earliest", **(config or {})}
+        options: dict[str, Any] = {**DEFAULTS, **(config or {})}
         options["enable_auto_commit"] = False
         if assignor is not None:
             options["partition_assignment_strategy"] = (AssignorAdapter(assignor),)

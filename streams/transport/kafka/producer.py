@@ -24,7 +24,9 @@ from streams.transport.base import GroupMetadata, OutRecord, TopicPartition
 from streams.transport.kafka.partitions import keys_to_aiokafka
 from streams.transport.kafka.txn_offsets import send_offsets_with_generation
 
-DEFAULTS: Mapping[str, Any] = {"acks": "all", "linger_ms": 5}
+DEFAULTS: Mapping[str, Any] = {"acks": "all", "linger_ms": 5, "max_batch_size": 256 << 10}
+"""Over aiokafka's defaults: 256 KiB batches, not 16 KiB, made the stateless pipeline 1.3x faster
+(docs/performance.md, "Client defaults")."""
 FENCING_ERRORS = (ProducerFenced, InvalidProducerEpoch, InvalidProducerIdMapping)
 DEFAULT_REQUEST_TIMEOUT_MS = 40_000  # aiokafka's
 FLUSH_MARGIN_S = 5.0  # beyond the request timeout: a retry's back-off and lingering
