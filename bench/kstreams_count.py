@@ -89,8 +89,10 @@ class Run:
         return next(t for t, n in self.timeline if n >= fraction * self.records)
 
     @property
-    def steady_rate(self) -> float:
-        return 0.8 * self.records / (self.seen(0.9) - self.seen(0.1))
+    def steady_rate(self) -> float | None:
+        """None when one commit covered both marks (a run of about a second or less)."""
+        span = self.seen(0.9) - self.seen(0.1)
+        return 0.8 * self.records / span if span > 0 else None
 
     @property
     def rate(self) -> float:
@@ -99,6 +101,10 @@ class Run:
     @property
     def cpu_rate(self) -> float:
         return self.records / self.cpu
+
+
+def per_second(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:,.0f}/s"
 
 
 async def committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
@@ -156,8 +162,9 @@ def run_side(side: str, args: argparse.Namespace, topic: str, topics: list[str],
         timeline, stdout = asyncio.run(observe(command, log, args.brokers, group, topic, args.records))
     report = json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
     run = Run(side, args.records, report["first"], timeline[-1][0], report["cpu"], os.getloadavg()[0], timeline)
-    print(f"  {side:16} {run.rate:>9,.0f} records/s  ({run.end - run.first:.2f}s; 10%-90%: {run.steady_rate:,.0f}/s; "
-          f"{run.cpu_rate:,.0f} records per CPU second; load {run.load:.1f})", flush=True)
+    print(f"  {side:16} {run.rate:>9,.0f} records/s  ({run.end - run.first:.2f}s; "
+          f"10%-90%: {per_second(run.steady_rate)}; {run.cpu_rate:,.0f} records per CPU second; "
+          f"load {run.load:.1f})", flush=True)
     return run
 
 
@@ -165,15 +172,18 @@ def report(args: argparse.Namespace, results: dict[str, list[Run]]) -> None:
     print(f"\ncount by key to an output topic, {args.records:,} records over {args.keys:,} keys, "
           f"{args.partitions} partitions, {args.rounds} rounds (streams values: {args.value_serde})")
     rates = {side: median(r.rate for r in runs) for side, runs in results.items()}
-    steady = {side: median(r.steady_rate for r in runs) for side, runs in results.items()}
+    steady = {side: median(r.steady_rate for r in runs) if all(r.steady_rate for r in runs) else None
+              for side, runs in results.items()}
     cpu = {side: median(r.cpu_rate for r in runs) for side, runs in results.items()}
     for side, runs in results.items():
         print(f"  {side:16} median {rates[side]:>9,.0f} records/s  ({', '.join(f'{r.rate:,.0f}' for r in runs)}); "
-              f"10%-90% {steady[side]:,.0f}/s; per CPU second {cpu[side]:,.0f}")
+              f"10%-90% {per_second(steady[side])}; per CPU second {cpu[side]:,.0f}")
     if "kstreams" in rates:
         for side in (s for s in results if s != "kstreams"):
+            mine, theirs = steady[side], steady["kstreams"]
             print(f"  ratio {side}/kstreams: {rates[side] / rates['kstreams']:.2f} (goal >= 1.5); "
-                  f"10%-90% {steady[side] / steady['kstreams']:.2f}; per CPU second {cpu[side] / cpu['kstreams']:.2f}")
+                  f"10%-90% {f'{mine / theirs:.2f}' if mine and theirs else 'n/a'}; "
+                  f"per CPU second {cpu[side] / cpu['kstreams']:.2f}")
     loads = [r.load for runs in results.values() for r in runs]
     print(f"  load average (1 min) at the end of the runs: {min(loads):.1f} to {max(loads):.1f}")
 
