@@ -34,6 +34,7 @@ from streams.transport.kafka.producer import DEFAULTS as PRODUCER_DEFAULTS
 
 POLL_RECORDS = 10_000
 COUNT_STORE = "counts"
+CACHE_MAX_BYTES = 10 * 1024 * 1024  # Kafka Streams' default record cache
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +51,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--guarantee", default="at_least_once", help="the framework sides' processing_guarantee")
     parser.add_argument("--batch-bytes", type=int, default=0,
                         help="producer max_batch_size for both the framework and the raw loop (0: the default)")
+    parser.add_argument("--value-serde", default="json", help="the input's value serde on the count-out sides")
     parser.add_argument("--raw-batch-bytes", type=int, default=0,
                         help="the raw loop's own producer max_batch_size, overriding --batch-bytes (0: not set)")
     parser.add_argument("--raw-fetch-bytes", type=int, default=0,
@@ -170,12 +172,18 @@ async def streams_count(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def streams_count_out(args: argparse.Namespace, cache_max_bytes: int | None = None) -> dict[str, Any]:
-    """The count with its updates written to an output topic, through the record cache unless it is off."""
+    """The count with its updates written to an output topic; the record cache as the app's defaults say
+    (off) unless cache_max_bytes is given."""
     app = make_app(args)
     if cache_max_bytes is not None:
         app.configure(cache_max_bytes=cache_max_bytes)
-    app.stream(args.input).group_by_key().count(name=COUNT_STORE).to_stream().to(args.output)
+    app.stream(args.input, value_serde=args.value_serde).group_by_key().count(name=COUNT_STORE).to_stream() \
+        .to(args.output)
     return await run_worker(app, args.records)
+
+
+async def streams_count_out_cached(args: argparse.Namespace) -> dict[str, Any]:
+    return await streams_count_out(args, cache_max_bytes=CACHE_MAX_BYTES)
 
 
 async def streams_count_out_uncached(args: argparse.Namespace) -> dict[str, Any]:
@@ -300,6 +308,7 @@ SIDES: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
     "streams-avro-stateless": streams_avro_stateless,
     "streams-count": streams_count,
     "streams-count-out": streams_count_out,
+    "streams-count-out-cached": streams_count_out_cached,
     "streams-count-out-uncached": streams_count_out_uncached,
     "streams-restore": streams_restore,
     "streams-restore-serial": lambda args: streams_restore(argparse.Namespace(**{**vars(args), "serial": True})),
