@@ -596,9 +596,15 @@ class Worker:
             if not self.tasks:
                 return  # the commit failed and closed every task; the rejoin restarts them all
         created = await self._create_tasks(ready)
-        for task in created.values():
-            for tp in task.plan.inputs:
-                task.positions[tp] = self.committed_offsets[tp] = await self.consumer.position(tp)
+        try:
+            for task in created.values():
+                for tp in task.plan.inputs:
+                    task.positions[tp] = self.committed_offsets[tp] = await self.consumer.position(tp)
+        except BaseException:  # a rebalance took a partition meanwhile: these tasks never started
+            for task in created.values():
+                await task.stop_agents()
+                task.close()  # else their stores stay open, and the restart cannot open them again
+            raise
         self.tasks.update(created)  # all at once: readers of the tasks' stores never see a part of them
 
     async def _start_waiting(self) -> None:
