@@ -21,7 +21,6 @@ import tempfile
 import time
 
 from bench.common import (
-    BROKERS,
     ChildResult,
     create_topics,
     delete_topics,
@@ -30,6 +29,7 @@ from bench.common import (
     rates_line,
     run_child,
     unique,
+    workload_parser,
 )
 from bench.workload import ORDER_AVRO, kept, order, orders
 from streams import AvroSerde, SchemaRegistry
@@ -38,12 +38,7 @@ SIDES = {"json": "streams-stateless", "avro": "streams-avro-stateless"}
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--keys", type=int, default=100_000)
-    parser.add_argument("--partitions", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each side, alternating")
-    parser.add_argument("--brokers", default=BROKERS)
+    parser = workload_parser(__doc__, records=200_000)
     parser.add_argument("--registry", default="", help="the registry's Confluent API URL")
     return parser.parse_args()
 

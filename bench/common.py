@@ -7,6 +7,7 @@ its own (the child reports VmHWM from /proc/self/status as it ends).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -29,6 +30,17 @@ from streams.partitioner import KeyPartitioner
 REPO = Path(__file__).resolve().parent.parent
 BROKERS = os.environ.get("STREAMS_BROKERS", "127.0.0.1:9092")
 INPUT_BATCH_BYTES = 512 * 1024
+
+
+def workload_parser(doc: str | None, records: int = 1_000_000, rounds: int = 3) -> argparse.ArgumentParser:
+    """The options every side-by-side benchmark shares: the input's size and shape, the rounds, the broker."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=records)
+    parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=rounds, help="runs of each side, alternating")
+    parser.add_argument("--brokers", default=BROKERS)
+    return parser
 
 
 def unique(prefix: str) -> str:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.common import BROKERS, REPO, create_topics, delete_topics, median, unique
+from bench.common import REPO, create_topics, delete_topics, median, unique, workload_parser
 from bench.stateful import alternate
 from bench.stateless import prepare_input
 
@@ -49,15 +49,10 @@ POLL_S = 0.05
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--keys", type=int, default=100_000)
-    parser.add_argument("--partitions", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each side, alternating")
+    parser = workload_parser(__doc__)
     parser.add_argument("--sides", default=",".join(SIDES), help="comma-separated subset of " + ", ".join(SIDES))
     parser.add_argument("--value-serde", default="json",
                         help="the streams sides' input value serde (json, their default; bytes, as Kafka Streams)")
-    parser.add_argument("--brokers", default=BROKERS)
     parser.add_argument("--keep-topics", action="store_true")
     parser.add_argument("--log-dir", default="", help="keep each child's stderr here")
     return parser.parse_args()

@@ -16,19 +16,23 @@ import argparse
 import asyncio
 import tempfile
 
-from bench.common import BROKERS, ChildResult, create_topics, delete_topics, median, rates_line, run_child, unique
+from bench.common import (
+    ChildResult,
+    create_topics,
+    delete_topics,
+    median,
+    rates_line,
+    run_child,
+    unique,
+    workload_parser,
+)
 from bench.stateless import prepare_input
 
 SIDES = ("off", "on")
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=300_000)
-    parser.add_argument("--keys", type=int, default=100_000)
-    parser.add_argument("--partitions", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=5, help="runs of each side, alternating")
-    parser.add_argument("--brokers", default=BROKERS)
+    parser = workload_parser(__doc__, records=300_000, rounds=5)
     return parser.parse_args()
 
 

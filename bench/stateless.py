@@ -16,7 +16,6 @@ import tempfile
 import time
 
 from bench.common import (
-    BROKERS,
     ChildResult,
     create_topics,
     delete_topics,
@@ -25,6 +24,7 @@ from bench.common import (
     rates_line,
     run_child,
     unique,
+    workload_parser,
 )
 from bench.workload import kept, orders
 
@@ -32,11 +32,7 @@ SIDES = ("raw-stateless", "streams-stateless")
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--keys", type=int, default=100_000)
-    parser.add_argument("--partitions", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each side, alternating")
+    parser = workload_parser(__doc__)
     parser.add_argument("--sides", default=",".join(SIDES), help="comma-separated subset of " + ", ".join(SIDES))
     parser.add_argument("--batch-bytes", type=int, default=0,
                         help="producer max_batch_size, the same on both sides (default: the framework's)")
@@ -49,7 +45,6 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--variants", default="",
                         help="framework variants run side by side, 'label=JSON;label=JSON' of App settings; each "
                              "adds a side streams-stateless@label (to choose defaults by measurement)")
-    parser.add_argument("--brokers", default=BROKERS)
     parser.add_argument("--keep-topics", action="store_true")
     parser.add_argument("--profile-dir", default="", help="write each child's cProfile here (slows both sides)")
     args = parser.parse_args()
