@@ -1,4 +1,4 @@
-"""Avro keys and values in the Confluent wire format, through fastavro.
+"""Avro keys and values in the Confluent wire format, through a C codec or fastavro.
 
 The schema is a model type (its Avro schema is derived: derive.py), an Avro
 schema as JSON text, or a parsed one (a dict).  With a model, callbacks get
@@ -6,6 +6,11 @@ model instances; without one they get dicts.  The schema given is also the
 reader schema: records written with an older version of the subject are
 resolved to it by Avro's rules, so fields added since come back with their
 defaults.
+
+Records go through the C codec compiled for their schema (avro_plan.py) when
+there is one and no schema resolution is needed; a record it cannot take (a
+value of another type, a missing field that has a default, a malformed
+payload) is redone with fastavro, whose bytes, value or error stand.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import fastavro
 
 from streams.errors import SerializationError
+from streams.schema_registry import avro_plan
 from streams.schema_registry.client import RegisteredSchema
 from streams.schema_registry.derive import avro_schema
 from streams.schema_registry.errors import InvalidSchemaError
@@ -51,20 +57,33 @@ class AvroSerde(RegistrySerde):
 
     def _encoder(self, schema: RegisteredSchema) -> Encoder:
         writer = _parse(schema)
-        name = _fullname(json.loads(schema.text)) or "the schema"
+        parsed = json.loads(schema.text)
+        name = _fullname(parsed) or "the schema"
         to_builtins = None if self.codec is None else self.codec.to_builtins
         write = fastavro.schemaless_writer
 
-        def encode(obj: Any) -> bytes:
+        def slow(value: Any) -> bytes:
             out = BytesIO()
             try:
-                write(out, writer, obj if to_builtins is None else to_builtins(obj))
+                write(out, writer, value)
             except SerializationError:
                 raise
             except Exception as exc:  # fastavro's errors for a value that does not fit vary by type
                 raise SerializationError(f"value does not fit Avro schema {name}: {type(exc).__name__}: {exc}") \
                     from None
             return out.getvalue()
+
+        plan = avro_plan.compiled(parsed)
+        if plan is None:
+            return slow if to_builtins is None else lambda obj: slow(to_builtins(obj))
+        fast = avro_plan.encode
+
+        def encode(obj: Any) -> bytes:
+            value = obj if to_builtins is None else to_builtins(obj)
+            try:
+                return fast(plan, value)
+            except ValueError:  # the codec's Unsupported: fastavro writes it or says why not
+                return slow(value)
 
         return encode
 
@@ -78,14 +97,25 @@ class AvroSerde(RegistrySerde):
         from_builtins = None if self.codec is None else self.codec.from_builtins
         read = fastavro.schemaless_reader
 
-        def decode(data: bytes) -> Any:
+        def slow(data: bytes) -> Any:
             buffer = BytesIO(data)
             buffer.seek(HEADER_BYTES)
             try:
-                value = read(buffer, writer_schema, reader)
+                return read(buffer, writer_schema, reader)
             except Exception as exc:  # truncated payloads and unresolvable schemas raise several types
                 raise SerializationError(f"cannot read the Avro payload of schema id {schema_id}: "
                                          f"{type(exc).__name__}: {exc}") from None
+
+        plan = None if reader is not None else avro_plan.compiled(json.loads(writer.text))
+        if plan is None:
+            return slow if from_builtins is None else lambda data: from_builtins(slow(data))
+        fast = avro_plan.decode
+
+        def decode(data: bytes) -> Any:
+            try:
+                value = fast(plan, data, HEADER_BYTES)
+            except ValueError:  # the codec's Unsupported: fastavro reads it or says why not
+                value = slow(data)
             return value if from_builtins is None else from_builtins(value)
 
         return decode
