@@ -165,6 +165,14 @@ async def streams_avro_stateless(args: argparse.Namespace) -> dict[str, Any]:
     return await run_worker(app, args.records)
 
 
+async def streams_fastavro_stateless(args: argparse.Namespace) -> dict[str, Any]:
+    """streams_avro_stateless with fastavro alone: as if the C codec had not been built."""
+    from streams.schema_registry import avro_plan
+
+    avro_plan.compiled = lambda schema: None
+    return await streams_avro_stateless(args)
+
+
 async def streams_count(args: argparse.Namespace) -> dict[str, Any]:
     app = make_app(args)
     app.stream(args.input).group_by_key().count(name=COUNT_STORE)
@@ -306,6 +314,7 @@ SIDES: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
     "raw-read": raw_read,
     "streams-stateless": streams_stateless,
     "streams-avro-stateless": streams_avro_stateless,
+    "streams-fastavro-stateless": streams_fastavro_stateless,
     "streams-count": streams_count,
     "streams-count-out": streams_count_out,
     "streams-count-out-cached": streams_count_out_cached,
