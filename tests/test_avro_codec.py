@@ -51,7 +51,8 @@ def avro_types(draw: st.DrawFn, depth: int = 0) -> Any:
     if kind == "map":
         return {"type": "map", "values": draw(avro_types(depth + 1))}
     if kind == "optional":
-        other = draw(avro_types(depth + 1).filter(lambda t: t not in ("null", {"type": "null"}) and not isinstance(t, list)))
+        other = draw(avro_types(depth + 1).filter(
+            lambda t: t not in ("null", {"type": "null"}) and not isinstance(t, list)))
         return draw(st.sampled_from([["null", other], [other, "null"]]))
     fields = draw(st.lists(avro_types(depth + 1), max_size=5))
     return {"type": "record", "name": f"R{next(_names)}", "namespace": "test",
