@@ -1,6 +1,6 @@
 """The per-record CPU cost of the framework's hot path, without a broker.
 
-    python -m bench.hotpath [--records 200000] [--pipeline stateless|count] [--profile]
+    python -m bench.hotpath [--records 200000] [--pipeline stateless|count] [--hash-sides] [--profile]
 
 Each round runs every side in turn: for stateless the raw loop, the framework with
 its stateless operators fused and without; for count (updates to an output topic)
@@ -14,6 +14,9 @@ the network send stubbed out; a poll's output is put in send order as in the
 worker (streams/task/ordering.py).  On a machine where the broker and the client
 share two cores, this CPU cost is what decides throughput, and it is far more
 repeatable than a run against the broker.  --profile prints a cProfile of (b).
+--hash-sides runs the fused stateless pipeline twice instead, hashing keys with
+the C murmur2 and with the Python one (as where the package was built without a
+C compiler); with --keys as high as --records, every key is hashed.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from bench.workload import enrich, keep, order
-from streams import App
+from streams import App, partitioner
 from streams.compiler.compile import compile_topology, plan_tasks
 from streams.partitioner import KeyPartitioner
 from streams.processors.record_cache import CacheBudget
@@ -189,23 +192,31 @@ def main() -> None:
     parser.add_argument("--pipeline", choices=("stateless", "count"), default="stateless")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--commit-every", type=int, default=5, help="polls between commits")
+    parser.add_argument("--hash-sides", action="store_true", help="C against Python murmur2, stateless")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     polls = fetched(args.records, args.keys)
-    if args.pipeline == "stateless":
+    if args.hash_sides:
+        sides = {"c-hash": {"fuse": True}, "py-hash": {"fuse": True}}
+    elif args.pipeline == "stateless":
         sides = {"fused": {"fuse": True}, "unfused": {"fuse": False}}
     else:
         sides = {"cached": {"cache_max_bytes": 10 * 1024 * 1024}, "uncached": {"cache_max_bytes": 0}}
     raw_rates: list[float] = []
     rates: dict[str, list[float]] = {side: [] for side in sides}
     for _ in range(args.rounds):
-        if args.pipeline == "stateless":
+        if args.pipeline == "stateless" and not args.hash_sides:
             raw_rates.append(timed("raw", lambda: asyncio.run(raw_loop(polls)), args.records))
         for side, options in sides.items():
             with tempfile.TemporaryDirectory(prefix="bench-hotpath-") as state_dir:
                 _app, tasks = build(args.pipeline, Path(state_dir), **options)
                 run = framework_loop(polls, tasks, args.commit_every)
-                rates[side].append(timed(side, lambda run=run: asyncio.run(run), args.records, args.profile))
+                hash_ = partitioner.murmur2
+                partitioner.murmur2 = partitioner.murmur2_py if side == "py-hash" else hash_
+                try:
+                    rates[side].append(timed(side, lambda run=run: asyncio.run(run), args.records, args.profile))
+                finally:
+                    partitioner.murmur2 = hash_
                 for task in tasks.values():
                     task.close()
     first, second = sides

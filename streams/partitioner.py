@@ -1,8 +1,9 @@
 """Java-compatible key partitioning, so other Kafka clients agree on where a key lives.
 
 partition = (murmur2(key_bytes) & 0x7fffffff) % partitions, as in Kafka's default
-partitioner.  Hashes of recently seen keys are memoized per partitioner, since
-real key sets repeat heavily and the hash is pure Python.
+partitioner.  The hash is in C (_murmur2.c) where the package was built with a C
+compiler, and in Python otherwise; hashes of recently seen keys are memoized per
+partitioner all the same, since real key sets repeat heavily.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ _SEED = 0x9747B28C
 _MASK = 0xFFFFFFFF
 
 
-def murmur2(data: bytes) -> int:
+def murmur2_py(data: bytes) -> int:
     """32-bit murmur2 as Kafka's Java client computes it (a signed int)."""
     length = len(data)
     h = (_SEED ^ length) & _MASK
@@ -38,6 +39,12 @@ def murmur2(data: bytes) -> int:
     h = (h * _M) & _MASK
     h ^= h >> 15
     return h - 0x100000000 if h & 0x80000000 else h
+
+
+try:
+    from streams._murmur2 import murmur2
+except ImportError:  # built without a C compiler
+    murmur2 = murmur2_py
 
 
 def partition_for(key: bytes, partitions: int) -> int:

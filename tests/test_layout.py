@@ -22,7 +22,7 @@ PACKAGE = REPO / "streams"
 # Highest first: a module may import its own layer and the layers after it, never one before it.
 LAYERS = ["app", "dsl", "runtime", "task", "compiler", "processors", "windows", "state", "transport", "core"]
 CORE = {"streams.errors", "streams.record", "streams.serdes", "streams.models", "streams.partitioner",
-        "streams.gcpause", "streams.metrics", "streams.config", "streams.private_files"}
+        "streams._murmur2", "streams.gcpause", "streams.metrics", "streams.config", "streams.private_files"}
 PUBLIC_MODULES = {"streams", "streams.state", "streams.windows", "streams.testing"}
 
 
