@@ -9,6 +9,7 @@ values, values of the wrong shape, and damaged payloads.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import math
 from io import BytesIO
@@ -24,6 +25,18 @@ from streams.schema_registry import avro_plan
 from streams.schema_registry.client import RegisteredSchema
 
 PRIMITIVES = ["null", "boolean", "int", "long", "float", "double", "bytes", "string"]
+UTC = datetime.timezone.utc
+MOMENTS = {"min_value": datetime.datetime(1900, 1, 1), "max_value": datetime.datetime(2200, 1, 1)}
+LOGICAL = {  # a logical type on a primitive, and the values fastavro writes for it
+    ("long", "timestamp-millis"): st.datetimes(**MOMENTS, timezones=st.just(UTC)) | st.integers(-2**40, 2**40),
+    ("long", "timestamp-micros"): st.datetimes(**MOMENTS, timezones=st.just(UTC)),
+    ("long", "local-timestamp-millis"): st.datetimes(**MOMENTS),
+    ("int", "date"): st.dates(),
+    ("int", "time-millis"): st.times(),
+    ("long", "time-micros"): st.times(),
+    ("string", "uuid"): st.uuids(),
+    ("string", "no-such-type"): st.text(max_size=5),
+}
 _names = itertools.count()
 
 
@@ -35,11 +48,14 @@ def test_the_codec_is_built():
 @st.composite
 def avro_types(draw: st.DrawFn, depth: int = 0) -> Any:
     """A type the codec compiles: primitives, records, enums, fixed, arrays, maps, unions of null and one type."""
-    kinds = ["primitive", "enum", "fixed"] + (["record", "array", "map", "optional"] if depth < 3 else [])
+    kinds = ["primitive", "logical", "enum", "fixed"] + (["record", "array", "map", "optional"] if depth < 3 else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "primitive":
         name = draw(st.sampled_from(PRIMITIVES))
         return draw(st.sampled_from([name, {"type": name}]))
+    if kind == "logical":
+        base, logical = draw(st.sampled_from(sorted(LOGICAL)))
+        return {"type": base, "logicalType": logical}
     if kind == "enum":
         symbols = draw(st.lists(st.from_regex(r"[A-Z][A-Z0-9_]{0,5}", fullmatch=True), min_size=1, max_size=5,
                                 unique=True))
@@ -71,6 +87,8 @@ def values(schema: Any) -> st.SearchStrategy[Any]:
     simple = {"null": st.none(), "boolean": st.booleans(), "int": st.integers(-2**31, 2**31 - 1),
               "long": st.integers(-2**63, 2**63 - 1), "float": st.floats(width=32), "double": st.floats(),
               "bytes": st.binary(max_size=20), "string": st.text(max_size=20)}
+    if isinstance(schema, dict) and "logicalType" in schema:
+        return LOGICAL[schema["type"], schema["logicalType"]]
     if kind in simple:
         return simple[kind]
     if kind == "enum":
@@ -172,8 +190,8 @@ def test_a_payload_the_codec_reads_is_one_fastavro_reads_the_same(data):
 
 
 @pytest.mark.parametrize("schema", [
-    {"type": "record", "name": "T", "fields": [{"name": "at", "type": {"type": "long",
-                                                                         "logicalType": "timestamp-millis"}}]},
+    {"type": "record", "name": "T", "fields": [{"name": "price", "type": {
+        "type": "fixed", "name": "Price", "size": 8, "logicalType": "decimal", "precision": 10, "scale": 2}}]},
     {"type": "record", "name": "U", "fields": [{"name": "v", "type": ["null", "string", "long"]}]},
     {"type": "record", "name": "Node", "fields": [{"name": "next", "type": ["null", "Node"]}]},
 ])

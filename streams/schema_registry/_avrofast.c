@@ -6,7 +6,8 @@
  * turns it into a tree of C nodes), and encode()/decode() walk that tree.
  *
  * Only what converts the same way as fastavro is handled: the primitive types,
- * records, enums, arrays, maps, fixed, and unions of null and one other type.
+ * records, enums, arrays, maps, fixed, unions of null and one other type, and
+ * logical types on primitives, converted by fastavro's own functions for them.
  * Anything else (a value of another Python type, a missing field, a truncated
  * or malformed payload) raises ValueError, and the caller redoes that record
  * with fastavro, whose result or error is then the answer.  So this module
@@ -21,7 +22,7 @@
 
 enum {
     OP_NULL, OP_BOOLEAN, OP_INT, OP_LONG, OP_FLOAT, OP_DOUBLE, OP_BYTES, OP_STRING,
-    OP_RECORD, OP_ENUM, OP_ARRAY, OP_MAP, OP_OPTIONAL, OP_FIXED
+    OP_RECORD, OP_ENUM, OP_ARRAY, OP_MAP, OP_OPTIONAL, OP_FIXED, OP_LOGICAL
 };
 
 typedef struct node {
@@ -32,6 +33,9 @@ typedef struct node {
     struct node **children;  /* record: one per field; array, map, optional: one */
     PyObject *symbols;       /* enum: tuple of symbols (owned) */
     PyObject *index;         /* enum: symbol -> index (owned) */
+    PyObject *reader;        /* logical: fastavro's reader for the type, or None (owned) */
+    PyObject *writer;        /* logical: fastavro's writer ("prepare") for the type, or None (owned) */
+    PyObject *schema;        /* logical: the type's schema, which both take (owned) */
 } node;
 
 static PyObject *Unsupported;  /* raised for anything the caller must redo with fastavro */
@@ -52,11 +56,15 @@ free_node(node *n)
     PyMem_Free(n->children);
     Py_XDECREF(n->symbols);
     Py_XDECREF(n->index);
+    Py_XDECREF(n->reader);
+    Py_XDECREF(n->writer);
+    Py_XDECREF(n->schema);
     PyMem_Free(n);
 }
 
 /* -- compiling a plan: (op,) | (OP_RECORD, names, plans) | (OP_ENUM, symbols)
- *    | (OP_ARRAY, plan) | (OP_MAP, plan) | (OP_OPTIONAL, null_index, plan) | (OP_FIXED, size) */
+ *    | (OP_ARRAY, plan) | (OP_MAP, plan) | (OP_OPTIONAL, null_index, plan) | (OP_FIXED, size)
+ *    | (OP_LOGICAL, plan, reader, writer, schema) */
 
 static node *
 build(PyObject *plan)
@@ -122,10 +130,15 @@ build(PyObject *plan)
         }
         return n;
     }
-    case OP_ARRAY: case OP_MAP: case OP_OPTIONAL: {
+    case OP_ARRAY: case OP_MAP: case OP_OPTIONAL: case OP_LOGICAL: {
         Py_ssize_t at = n->op == OP_OPTIONAL ? 2 : 1;
-        if (size != at + 1)
+        if (size != (n->op == OP_LOGICAL ? 5 : at + 1))
             break;
+        if (n->op == OP_LOGICAL) {
+            n->reader = Py_NewRef(PyTuple_GET_ITEM(plan, 2));
+            n->writer = Py_NewRef(PyTuple_GET_ITEM(plan, 3));
+            n->schema = Py_NewRef(PyTuple_GET_ITEM(plan, 4));
+        }
         if (n->op == OP_OPTIONAL)
             n->null_index = (int)PyLong_AsLong(PyTuple_GET_ITEM(plan, 1)) ? 1 : 0;
         n->children = PyMem_Calloc(1, sizeof(node *));
@@ -391,6 +404,14 @@ decode_node(node *n, reader *r)
         if (v != 1 - n->null_index)
             return unsupported("union index out of range");
         return decode_node(n->children[0], r);
+    case OP_LOGICAL: {
+        PyObject *raw = decode_node(n->children[0], r);
+        if (raw == NULL || n->reader == Py_None)
+            return raw;
+        PyObject *value = PyObject_CallFunctionObjArgs(n->reader, raw, n->schema, Py_None, NULL);
+        Py_DECREF(raw);
+        return value;
+    }
     }
     return unsupported("unknown op");
 }
@@ -597,6 +618,16 @@ encode_node(node *n, PyObject *obj, writer *w)
         if (write_long(w, 1 - n->null_index) < 0)
             return -1;
         return encode_node(n->children[0], obj, w);
+    case OP_LOGICAL: {
+        if (n->writer == Py_None)
+            return encode_node(n->children[0], obj, w);
+        PyObject *prepared = PyObject_CallFunctionObjArgs(n->writer, obj, n->schema, NULL);
+        if (prepared == NULL)
+            return -1;
+        int done = encode_node(n->children[0], prepared, w);
+        Py_DECREF(prepared);
+        return done;
+    }
     }
     return -1;
 }

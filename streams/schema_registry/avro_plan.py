@@ -1,9 +1,10 @@
 """Avro schemas compiled for the C codec (_avrofast.c), when it is built and the schema suits it.
 
 compiled(schema) turns an Avro schema (parsed JSON) into the codec's compiled
-plan, or returns None when the schema needs what only fastavro does: logical
-types (fastavro turns them into datetimes, decimals, UUIDs), unions other than
-null and one type, or recursive types.  With None, or without the extension
+plan, or returns None when the schema needs what only fastavro does: unions
+other than null and one type, recursive types, or logical types on named types
+(a decimal on a fixed).  Logical types on primitives (timestamps, dates, UUIDs,
+decimals in bytes) are converted by fastavro's own functions, called from C.  With None, or without the extension
 (pip built the package with no C compiler), AvroSerde uses fastavro alone.
 """
 
@@ -12,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fastavro.read import LOGICAL_READERS
+from fastavro.write import LOGICAL_WRITERS
+
 try:
     from streams.schema_registry import _avrofast
 except ImportError:  # built without a C compiler: fastavro does all the work
     _avrofast = None
 
-NULL, BOOLEAN, INT, LONG, FLOAT, DOUBLE, BYTES, STRING, RECORD, ENUM, ARRAY, MAP, OPTIONAL, FIXED = range(14)
+NULL, BOOLEAN, INT, LONG, FLOAT, DOUBLE, BYTES, STRING, RECORD, ENUM, ARRAY, MAP, OPTIONAL, FIXED, LOGICAL = range(15)
 PRIMITIVES = {"null": NULL, "boolean": BOOLEAN, "int": INT, "long": LONG, "float": FLOAT, "double": DOUBLE,
               "bytes": BYTES, "string": STRING}
 # encode(plan, value) -> bytes and decode(plan, data, offset) -> value raise ValueError (the codec's
@@ -63,9 +67,17 @@ def plan(schema: Any, names: dict[str, tuple] | None = None, namespace: str | No
             raise _Unsupported("union")
         null_index = schema.index("null")
         return (OPTIONAL, null_index, plan(schema[1 - null_index], names, namespace))
-    if not isinstance(schema, dict) or "logicalType" in schema:
-        raise _Unsupported("logical type")
+    if not isinstance(schema, dict):
+        raise _Unsupported(repr(schema))
     kind = schema.get("type")
+    if "logicalType" in schema:
+        if kind not in PRIMITIVES:
+            raise _Unsupported("a logical type on a named type")
+        key = f"{kind}-{schema['logicalType']}"  # fastavro's key; an unknown logical type is its base type
+        reader, writer = LOGICAL_READERS.get(key), LOGICAL_WRITERS.get(key)
+        if reader is None and writer is None:
+            return (PRIMITIVES[kind],)
+        return (LOGICAL, (PRIMITIVES[kind],), reader, writer, schema)
     if isinstance(kind, (list, dict)):
         return plan(kind, names, namespace)
     if kind in PRIMITIVES:
