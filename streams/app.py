@@ -97,6 +97,7 @@ class App:
         web_host: str | None = None,
         web_advertised_host: str | None = None,
         metrics_recording_level: str | None = None,
+        gc_young_threshold: int | None = None,
     ) -> None:
         self.config = StreamsConfig.build(app_id, {
             "brokers": brokers, "processing_guarantee": processing_guarantee, "state_dir": state_dir,
@@ -108,7 +109,7 @@ class App:
             "security_protocol": security_protocol, "ssl_context": ssl_context, "sasl_mechanism": sasl_mechanism,
             "sasl_plain_username": sasl_plain_username, "sasl_plain_password": sasl_plain_password,
             "web_port": web_port, "web_host": web_host, "web_advertised_host": web_advertised_host,
-            "metrics_recording_level": metrics_recording_level,
+            "metrics_recording_level": metrics_recording_level, "gc_young_threshold": gc_young_threshold,
         })
         self.builder = TopologyBuilder(app_id)
         self.schedules: list[Schedule] = []

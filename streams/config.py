@@ -120,6 +120,7 @@ class StreamsConfig:
     web_host: str = "127.0.0.1"
     web_advertised_host: str | None = None
     metrics_recording_level: str = "info"
+    gc_young_threshold: int = 50_000
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -155,6 +156,7 @@ class StreamsConfig:
         _integer("num_standby_replicas", self.num_standby_replicas, low=0)
         _integer("poll_max_records", self.poll_max_records, low=1)
         _integer("cache_max_bytes", self.cache_max_bytes, low=0)
+        _integer("gc_young_threshold", self.gc_young_threshold, low=0)
         for name in ("producer_config", "consumer_config"):
             value = getattr(self, name)
             if not isinstance(value, Mapping):
@@ -300,4 +302,5 @@ ENV_PARSERS = {
     "web_host": _env_str,
     "web_advertised_host": _env_str,
     "metrics_recording_level": _env_str,
+    "gc_young_threshold": _env_int,
 }

@@ -48,6 +48,7 @@ from rocksdict import Cache
 from streams.compiler.compile import CompiledTopology, PhysicalPlan, plan_tasks
 from streams.config import StreamsConfig
 from streams.errors import GenerationFencedError, TaskFencedError, TimerError, TopologyError, UnsupportedBrokerError
+from streams.gcpause import hold_young_threshold, release_young_threshold
 from streams.metrics import Metrics, Stopwatch
 from streams.partitioner import KeyPartitioner
 from streams.processors.record_cache import CacheBudget
@@ -197,6 +198,7 @@ class Worker:
 
     async def start(self) -> None:
         self.state_lock.acquire()  # before anything else: a second worker on this folder never half-runs
+        hold_young_threshold(self.config.gc_young_threshold)  # streams/gcpause.py
         self.event_loop = asyncio.get_running_loop()
         logcontext.APP_ID.set(self.config.app_id)
         logcontext.WORKER.set(self.name)
@@ -313,6 +315,7 @@ class Worker:
         workers = _running.get(self.config.app_id, [])
         if self in workers:
             workers.remove(self)
+        release_young_threshold(self.config.gc_young_threshold)
         self.state_lock.release()
 
     async def wait_started(self) -> None:
