@@ -25,7 +25,7 @@ from streams.schema_registry import avro_plan
 from streams.schema_registry.client import RegisteredSchema
 
 PRIMITIVES = ["null", "boolean", "int", "long", "float", "double", "bytes", "string"]
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 MOMENTS = {"min_value": datetime.datetime(1900, 1, 1), "max_value": datetime.datetime(2200, 1, 1)}
 LOGICAL = {  # a logical type on a primitive, and the values fastavro writes for it
     ("long", "timestamp-millis"): st.datetimes(**MOMENTS, timezones=st.just(UTC)) | st.integers(-2**40, 2**40),
