@@ -4,8 +4,9 @@ compiled(schema) turns an Avro schema (parsed JSON) into the codec's compiled
 plan, or returns None when the schema needs what only fastavro does: unions
 other than null and one type, recursive types, or logical types on named types
 (a decimal on a fixed).  Logical types on primitives (timestamps, dates, UUIDs,
-decimals in bytes) are converted by fastavro's own functions, called from C.  With None, or without the extension
-(pip built the package with no C compiler), AvroSerde uses fastavro alone.
+decimals in bytes) are converted by fastavro's own functions, called from C.
+With None, or without the extension (pip built the package with no C
+compiler), AvroSerde uses fastavro alone.
 """
 
 from __future__ import annotations
