@@ -107,3 +107,76 @@ def test_protobuf_settings(schema_registry):
         ProtobufSerde(schema_registry, dict)
     with pytest.raises(ValueError, match="value_type with ProtobufSerde must be a generated message class"):
         App("unit", brokers="unused:9092").stream("in", value_serde=ProtobufSerde(schema_registry), value_type=dict)
+
+
+def billing_classes(package: str) -> dict[str, type]:
+    """Order and Invoice in billing.proto, which imports money.proto (Money) and Google's timestamp.proto."""
+    from google.protobuf import timestamp_pb2
+
+    money = descriptor_pb2.FileDescriptorProto(name=f"{package}/money.proto", package=package, syntax="proto3")
+    money.message_type.add(name="Money").field.add(name="cents", number=1, type=Field.TYPE_INT64,
+                                                   label=Field.LABEL_OPTIONAL)
+    billing = descriptor_pb2.FileDescriptorProto(name=f"{package}/billing.proto", package=package, syntax="proto3",
+                                                 dependency=[money.name, "google/protobuf/timestamp.proto"])
+    for name in ("Order", "Invoice"):
+        message = billing.message_type.add(name=name)
+        message.field.add(name="id", number=1, type=Field.TYPE_STRING, label=Field.LABEL_OPTIONAL)
+        message.field.add(name="price", number=2, type=Field.TYPE_MESSAGE, type_name=f".{package}.Money",
+                          label=Field.LABEL_OPTIONAL)
+        message.field.add(name="at", number=3, type=Field.TYPE_MESSAGE, type_name=".google.protobuf.Timestamp",
+                          label=Field.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(money)
+    pool.Add(billing)
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
+            for name in ("Order", "Invoice", "Money")}
+
+
+@pytest.fixture
+def billing(topic_name) -> dict[str, type]:
+    return billing_classes(topic_name.replace("-", "_"))
+
+
+def test_imported_files_are_registered_as_references(schema_registry, topic_name, billing):
+    registry = SchemaRegistry(schema_registry)
+    Order = billing["Order"]
+    order = Order(id="a", price={"cents": 250}, at={"seconds": 1_700_000_000})
+    data = ProtobufSerde(registry, Order).bind(topic_name, False).serialize(order)
+    package = topic_name.replace("-", "_")
+    latest = SchemaRegistryClient({"url": schema_registry}).get_latest_version(f"{topic_name}-value")
+    assert [(r.name, r.subject, r.version) for r in latest.schema.references] == [
+        (f"{package}/money.proto", f"{package}/money.proto", 1)]  # Google's timestamp.proto: known, no reference
+    assert ProtobufSerde(registry, Order).deserialize(data) == order
+    generic = ProtobufSerde(SchemaRegistry(schema_registry)).deserialize(data)  # built from the references
+    assert (generic.id, generic.price.cents, generic.at.seconds) == ("a", 250, 1_700_000_000)
+
+
+def test_without_auto_register_an_unregistered_import_is_a_clear_error(schema_registry, topic_name, billing):
+    serde = ProtobufSerde(schema_registry, billing["Order"], auto_register=False).bind(topic_name, False)
+    with pytest.raises(SerializationError, match="money.proto"):
+        serde.serialize(billing["Order"](id="a"))
+
+
+async def test_confluent_and_streams_agree_on_references(brokers, schema_registry, tmp_path, billing):
+    Order, Invoice = billing["Order"], billing["Invoice"]
+    source, sink = unique_name("orders"), unique_name("invoices")
+    await create_topics(brokers, {source: 1, sink: 1})
+    confluent = SchemaRegistryClient({"url": schema_registry})
+    serializer = ProtobufSerializer(Order, confluent, {"use.deprecated.format": False})
+    producer = Producer({"bootstrap.servers": brokers})
+    producer.produce(source, key=b"o1", value=serializer(
+        Order(id="o1", price={"cents": 999}, at={"seconds": 60}), SerializationContext(source, MessageField.VALUE)))
+    assert producer.flush(10) == 0
+    app = App(unique_name("app"), brokers=brokers, state_dir=tmp_path, commit_interval=0.2,
+              consumer_config=FAST_GROUP)
+    registry = SchemaRegistry(schema_registry)
+    (app.stream(source, value_serde=ProtobufSerde(registry))  # no class: read through the references
+        .map_values(lambda order: Invoice(id=f"inv-{order.id}", price={"cents": order.price.cents * 2},
+                                          at={"seconds": order.at.seconds}))
+        .to(sink, value_serde=ProtobufSerde(registry), value_type=Invoice))
+    async with running(app):
+        [record] = await read_topic(brokers, sink, expected=1)
+    deserialize = ProtobufDeserializer(Invoice, {"use.deprecated.format": False})
+    assert deserialize(record.value, SerializationContext(sink, MessageField.VALUE)) == Invoice(
+        id="inv-o1", price={"cents": 1998}, at={"seconds": 60})

@@ -33,11 +33,20 @@ DEFAULT_URL = "http://127.0.0.1:8081/apis/ccompat/v7"  # where scripts/schema-re
 SCHEMA_TYPES = ("AVRO", "JSON", "PROTOBUF")
 
 
+class SchemaReference(NamedTuple):
+    """A schema another one imports: by its name there (a Protobuf import path), as a version of a subject."""
+
+    name: str
+    subject: str
+    version: int
+
+
 class RegisteredSchema(NamedTuple):
-    """A schema as the registry holds it: its text and type ("AVRO", "JSON" or "PROTOBUF")."""
+    """A schema as the registry holds it: its text, type ("AVRO", "JSON" or "PROTOBUF") and references."""
 
     text: str
     schema_type: str
+    references: tuple[SchemaReference, ...] = ()
 
 
 class SchemaRegistry:
@@ -61,7 +70,9 @@ class SchemaRegistry:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retry_interval = retry_interval
-        self._ids: dict[tuple[str, str, str], int] = {}
+        self._ids: dict[tuple[str, RegisteredSchema], int] = {}
+        self._versions: dict[tuple[str, RegisteredSchema], int] = {}
+        self._subject_versions: dict[tuple[str, int], RegisteredSchema] = {}
         self._schemas: dict[int, RegisteredSchema] = {}
         self._latest: dict[str, tuple[int, RegisteredSchema]] = {}
         self._failures: dict[tuple[str, Any], tuple[float, SchemaRegistryError]] = {}
@@ -81,17 +92,30 @@ class SchemaRegistry:
 
     def register(self, subject: str, schema: RegisteredSchema) -> int:
         """The id of `schema` under `subject`, registering it as a new version if needed."""
-        key = (subject, schema.text, schema.schema_type)
+        key = (subject, schema)
         return self._cached("register", self._ids, key, lambda: int(self._request(
             "POST", f"/subjects/{_quote(subject)}/versions", _body(schema),
             what=f"a new version of subject {subject!r}")["id"]))
 
     def lookup(self, subject: str, schema: RegisteredSchema) -> int:
         """The id of `schema` if it is a version of `subject`; SchemaNotFoundError if not."""
-        key = (subject, schema.text, schema.schema_type)
+        key = (subject, schema)
         return self._cached("lookup", self._ids, key, lambda: int(self._request(
             "POST", f"/subjects/{_quote(subject)}", _body(schema),
             what=f"the schema among the versions of subject {subject!r}")["id"]))
+
+    def version(self, subject: str, schema: RegisteredSchema) -> int:
+        """The version number of `schema` in `subject`; SchemaNotFoundError if it is not one."""
+        key = (subject, schema)
+        return self._cached("version", self._versions, key, lambda: int(self._request(
+            "POST", f"/subjects/{_quote(subject)}", _body(schema),
+            what=f"the schema among the versions of subject {subject!r}")["version"]))
+
+    def subject_version(self, subject: str, version: int) -> RegisteredSchema:
+        """Version `version` of `subject`: how a reference is read."""
+        return self._cached("subject_version", self._subject_versions, (subject, version), lambda: _schema_of(
+            self._request("GET", f"/subjects/{_quote(subject)}/versions/{int(version)}",
+                          what=f"version {version} of subject {subject!r}")))
 
     def latest(self, subject: str) -> tuple[int, RegisteredSchema]:
         """The id and schema of the latest version of `subject`, as it was when first asked."""
@@ -156,11 +180,15 @@ def _body(schema: RegisteredSchema) -> dict:
     body: dict[str, Any] = {"schema": schema.text}
     if schema.schema_type != "AVRO":  # the API's default type, which Confluent's registry leaves out
         body["schemaType"] = schema.schema_type
+    if schema.references:
+        body["references"] = [ref._asdict() for ref in schema.references]
     return body
 
 
 def _schema_of(answer: dict) -> RegisteredSchema:
-    return RegisteredSchema(answer["schema"], answer.get("schemaType") or "AVRO")
+    references = tuple(SchemaReference(ref["name"], ref["subject"], int(ref["version"]))
+                       for ref in answer.get("references") or ())
+    return RegisteredSchema(answer["schema"], answer.get("schemaType") or "AVRO", references)
 
 
 def _http_error(url: str, exc: urllib.error.HTTPError, what: str) -> SchemaRegistryError:

@@ -8,19 +8,23 @@ index, with the common [0] shortened to a single 0 byte.
 
 The schema is a generated message class; its file is registered as a
 base64-encoded FileDescriptorProto, the form Confluent's own clients register.
-Files that import other files would need schema references, which this serde
-does not write.  Without a message class, records are read into message
-classes built from the writer's registered file.  The `protobuf` package is
-needed only by this serde (the `protobuf` extra).
+A file that imports others is registered with schema references, as
+Confluent's clients do by default: each imported file first, as the latest
+version of a subject named by its import path, except Google's well-known
+types (google/protobuf/...), which registries know.  Without a message class,
+records are read into message classes built from the writer's registered file
+and the files its references name.  The `protobuf` package is needed only by
+this serde (the `protobuf` extra).
 """
 
 from __future__ import annotations
 
 import base64
+import importlib
 from typing import Any
 
 from streams.errors import SerializationError
-from streams.schema_registry.client import RegisteredSchema
+from streams.schema_registry.client import RegisteredSchema, SchemaReference, SchemaRegistry
 from streams.schema_registry.errors import InvalidSchemaError
 from streams.schema_registry.serde import HEADER_BYTES, Decoder, Encoder, RegistrySerde
 
@@ -130,13 +134,25 @@ class ProtobufSerde(RegistrySerde):
         if not _is_message_class(schema):
             raise ValueError(f"schema must be a generated protobuf message class, got {schema!r}")
         descriptor = schema.DESCRIPTOR
-        if descriptor.file.dependencies:
-            raise ValueError(f"{descriptor.file.name} imports other .proto files; ProtobufSerde does not write "
-                             "schema references, so its message types must be in one self-contained file")
         self.message_class = schema
-        self.schema = RegisteredSchema(base64.b64encode(descriptor.file.serialized_pb).decode("ascii"),
-                                       self.schema_type)
+        self.schema = RegisteredSchema(_base64(descriptor.file), self.schema_type)
         self.record_name = descriptor.full_name
+
+    def _referencing(self, schema: RegisteredSchema) -> RegisteredSchema:
+        return schema._replace(references=self._references(self.message_class.DESCRIPTOR.file))
+
+    def _references(self, file: Any) -> tuple[SchemaReference, ...]:
+        """References to the files `file` imports, each registered (or looked up) first, with its own."""
+        references = []
+        for imported in file.dependencies:
+            if imported.name.startswith(WELL_KNOWN):
+                continue
+            schema = RegisteredSchema(_base64(imported), self.schema_type, self._references(imported))
+            if self.auto_register:
+                self.registry.register(imported.name, schema)
+            references.append(SchemaReference(imported.name, imported.name,
+                                              self.registry.version(imported.name, schema)))
+        return tuple(references)
 
     def with_model(self, model: type) -> RegistrySerde:
         """value_type= with a message class: the same serde for that class."""
@@ -199,7 +215,7 @@ class ProtobufSerde(RegistrySerde):
                                              f"{self.message_class.DESCRIPTOR.full_name}")
                 found = self.message_class
             else:
-                found = _class_from_file(file_proto, name)
+                found = _class_from_file(self.registry, file_proto, writer.references, name)
             classes[tuple(indexes)] = found
             return found
 
@@ -215,11 +231,47 @@ class ProtobufSerde(RegistrySerde):
         return decode
 
 
-def _class_from_file(file_proto: Any, full_name: str) -> Any:
+WELL_KNOWN = "google/protobuf/"
+
+
+def _base64(file: Any) -> str:
+    return base64.b64encode(file.serialized_pb).decode("ascii")
+
+
+def _class_from_file(registry: SchemaRegistry, file_proto: Any, references: tuple[SchemaReference, ...],
+                     full_name: str) -> Any:
     from google.protobuf import descriptor_pool, message_factory
 
-    if file_proto.dependency:
-        raise SerializationError(f"{file_proto.name} imports other files; read it with its message class")
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(file_proto)
+    _add_file(pool, registry, file_proto, references, set())
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
+
+
+def _add_file(pool: Any, registry: SchemaRegistry, file_proto: Any, references: tuple[SchemaReference, ...],
+              added: set[str]) -> None:
+    """Add `file_proto` to `pool` after the files it imports: referenced ones from the registry, well-known
+    ones from the protobuf package."""
+    from google.protobuf import descriptor_pb2
+
+    by_name = {ref.name: ref for ref in references}
+    for imported in file_proto.dependency:
+        if imported in added:
+            continue
+        ref = by_name.get(imported)
+        if ref is not None:
+            schema = registry.subject_version(ref.subject, ref.version)
+            imported_proto = _file_proto(schema)
+            if imported_proto is None:
+                raise InvalidSchemaError(f"reference {ref.name} (subject {ref.subject!r} version {ref.version}) is "
+                                         ".proto text, which this serde cannot parse; give it the message class")
+            _add_file(pool, registry, imported_proto, schema.references, added)
+        elif imported.startswith(WELL_KNOWN):
+            module = importlib.import_module(
+                "google.protobuf." + imported[len(WELL_KNOWN):-len(".proto")].replace("/", ".") + "_pb2")
+            imported_proto = descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb)
+            _add_file(pool, registry, imported_proto, (), added)
+        else:
+            raise SerializationError(f"{file_proto.name} imports {imported}, which the writer's schema has no "
+                                     "reference to; read it with its message class")
+    pool.Add(file_proto)
+    added.add(file_proto.name)

@@ -104,6 +104,10 @@ class RegistrySerde:
         """A function from a whole record in the wire format, written with `writer`, to its value."""
         raise NotImplementedError
 
+    def _referencing(self, schema: RegisteredSchema) -> RegisteredSchema:
+        """`schema` with the references to what it imports, registered first if auto_register (none here)."""
+        return schema
+
     # -- the framework's hooks
 
     def bind(self, topic: str, is_key: bool) -> RegistrySerde:
@@ -178,10 +182,10 @@ class RegistrySerde:
         elif self.schema is None:
             raise SerializationError(f"{type(self).__name__} has no schema to write with: give it a schema "
                                      "or a model, or use_latest_version=True")
-        elif self.auto_register:
-            schema_id, schema = self.registry.register(subject, self.schema), self.schema
         else:
-            schema_id, schema = self.registry.lookup(subject, self.schema), self.schema
+            schema = self._referencing(self.schema)
+            register = self.registry.register if self.auto_register else self.registry.lookup
+            schema_id = register(subject, schema)
         self._check_type(schema_id, schema)
         self._encode = self._encoder(schema)
         self._prefix = wire_prefix(schema_id)
