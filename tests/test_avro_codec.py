@@ -194,6 +194,8 @@ def test_a_payload_the_codec_reads_is_one_fastavro_reads_the_same(data):
         "type": "fixed", "name": "Price", "size": 8, "logicalType": "decimal", "precision": 10, "scale": 2}}]},
     {"type": "record", "name": "U", "fields": [{"name": "v", "type": ["null", "string", "long"]}]},
     {"type": "record", "name": "Node", "fields": [{"name": "next", "type": ["null", "Node"]}]},
+    {"type": "record", "name": "W", "fields": [{"name": "v", "type": {"type": {"type": "long"},
+                                                                      "logicalType": "timestamp-millis"}}]},
 ])
 def test_schemas_the_codec_leaves_to_fastavro(schema):
     assert avro_plan.compiled(schema) is None

@@ -23,6 +23,14 @@ from tests.kafka_helpers import FAST_GROUP, read_topic, running
 Field = descriptor_pb2.FieldDescriptorProto
 
 
+def built_classes(package: str, names: tuple[str, ...], *files: descriptor_pb2.FileDescriptorProto) -> dict[str, type]:
+    """The message classes `names` of `package`, as protoc's output would define them from `files` (in order)."""
+    pool = descriptor_pool.DescriptorPool()
+    for file in files:
+        pool.Add(file)
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}")) for name in names}
+
+
 def shop_classes(package: str) -> dict[str, type]:
     """Order (with a nested Line) and Refund, in one file of `package`."""
     file = descriptor_pb2.FileDescriptorProto(name=f"{package}/shop.proto", package=package, syntax="proto3")
@@ -36,10 +44,7 @@ def shop_classes(package: str) -> dict[str, type]:
     line.field.add(name="qty", number=2, type=Field.TYPE_INT32, label=Field.LABEL_OPTIONAL)
     refund = file.message_type.add(name="Refund")
     refund.field.add(name="order_id", number=1, type=Field.TYPE_STRING, label=Field.LABEL_OPTIONAL)
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
-            for name in ("Order", "Order.Line", "Refund")}
+    return built_classes(package, ("Order", "Order.Line", "Refund"), file)
 
 
 @pytest.fixture
@@ -125,12 +130,8 @@ def billing_classes(package: str) -> dict[str, type]:
                           label=Field.LABEL_OPTIONAL)
         message.field.add(name="at", number=3, type=Field.TYPE_MESSAGE, type_name=".google.protobuf.Timestamp",
                           label=Field.LABEL_OPTIONAL)
-    pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
-    pool.Add(money)
-    pool.Add(billing)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
-            for name in ("Order", "Invoice", "Money")}
+    timestamp = descriptor_pb2.FileDescriptorProto.FromString(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    return built_classes(package, ("Order", "Invoice", "Money"), timestamp, money, billing)
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ def plan(schema: Any, names: dict[str, tuple] | None = None, namespace: str | No
         raise _Unsupported(repr(schema))
     kind = schema.get("type")
     if "logicalType" in schema:
-        if kind not in PRIMITIVES:
+        if not isinstance(kind, str) or kind not in PRIMITIVES:
             raise _Unsupported("a logical type on a named type")
         key = f"{kind}-{schema['logicalType']}"  # fastavro's key; an unknown logical type is its base type
         reader, writer = LOGICAL_READERS.get(key), LOGICAL_WRITERS.get(key)

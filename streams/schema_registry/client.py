@@ -71,7 +71,7 @@ class SchemaRegistry:
         self.timeout = timeout
         self.retry_interval = retry_interval
         self._ids: dict[tuple[str, RegisteredSchema], int] = {}
-        self._versions: dict[tuple[str, RegisteredSchema], int] = {}
+        self._found: dict[tuple[str, RegisteredSchema], tuple[int, int]] = {}
         self._subject_versions: dict[tuple[str, int], RegisteredSchema] = {}
         self._schemas: dict[int, RegisteredSchema] = {}
         self._latest: dict[str, tuple[int, RegisteredSchema]] = {}
@@ -99,17 +99,21 @@ class SchemaRegistry:
 
     def lookup(self, subject: str, schema: RegisteredSchema) -> int:
         """The id of `schema` if it is a version of `subject`; SchemaNotFoundError if not."""
-        key = (subject, schema)
-        return self._cached("lookup", self._ids, key, lambda: int(self._request(
-            "POST", f"/subjects/{_quote(subject)}", _body(schema),
-            what=f"the schema among the versions of subject {subject!r}")["id"]))
+        return self._find(subject, schema)[0]
 
     def version(self, subject: str, schema: RegisteredSchema) -> int:
         """The version number of `schema` in `subject`; SchemaNotFoundError if it is not one."""
-        key = (subject, schema)
-        return self._cached("version", self._versions, key, lambda: int(self._request(
-            "POST", f"/subjects/{_quote(subject)}", _body(schema),
-            what=f"the schema among the versions of subject {subject!r}")["version"]))
+        return self._find(subject, schema)[1]
+
+    def _find(self, subject: str, schema: RegisteredSchema) -> tuple[int, int]:
+        """(id, version) of `schema` among the versions of `subject`: one request answers both."""
+
+        def fetch() -> tuple[int, int]:
+            answer = self._request("POST", f"/subjects/{_quote(subject)}", _body(schema),
+                                   what=f"the schema among the versions of subject {subject!r}")
+            return int(answer["id"]), int(answer["version"])
+
+        return self._cached("find", self._found, (subject, schema), fetch)
 
     def subject_version(self, subject: str, version: int) -> RegisteredSchema:
         """Version `version` of `subject`: how a reference is read."""
