@@ -86,7 +86,14 @@ class WorkerTransaction(LazyTransaction):
         return self._transport.producer(transactional_id=self.transactional_id, config=self._config)
 
     async def start(self) -> None:
-        await self.producer.start()
+        """Start; a producer that fails to start is closed and replaced, so the next try starts afresh."""
+        try:
+            await self.producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+            self.producer = self._new_producer()
+            raise
         self.started = True
 
     async def _ensure_open(self) -> None:
@@ -115,7 +122,7 @@ class WorkerTransaction(LazyTransaction):
             await self.producer.stop()
         self.producer = self._new_producer()
         self.started = False
-        await self.start()
+        await self.start()  # if the broker is away this fails; the next transaction starts it
 
 
 class TaskTransactions:

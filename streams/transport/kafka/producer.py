@@ -15,7 +15,13 @@ from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import InvalidProducerEpoch, InvalidProducerIdMapping, KafkaTimeoutError, ProducerFenced
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    ProducerFenced,
+)
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata
 
@@ -81,8 +87,14 @@ class KafkaProducer:
 
     async def start(self) -> None:
         """Start; a transactional producer fences older instances and aborts their open transaction."""
-        with fencing_as_task_error(self.transactional_id):
-            await self._producer.start()
+        try:
+            with fencing_as_task_error(self.transactional_id):
+                await self._producer.start()
+        except AssertionError as exc:
+            # aiokafka asserts when its metadata names no broker yet, as a restarted broker's first
+            # answer can: that is a broker not ready, which passes, not a bug.
+            raise KafkaConnectionError(f"no broker ready to start producer {self.transactional_id or ''}: "
+                                       f"{exc}") from exc
 
     async def stop(self) -> None:
         stopping = asyncio.ensure_future(self._producer.stop())
