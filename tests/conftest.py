@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 REPO = Path(__file__).resolve().parent.parent
+TOPIC_ALREADY_EXISTS = 36
 KAFKA_SCRIPT = REPO / "scripts" / "kafka"
 REGISTRY_SCRIPT = REPO / "scripts" / "schema-registry"
 
@@ -95,16 +97,34 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-async def create_topics(brokers: str, names_partitions: dict[str, int], config: dict | None = None) -> None:
+async def create_topics(brokers: str, names_partitions: dict[str, int], config: dict | None = None,
+                        timeout: float = 30.0) -> None:
+    """Create topics and return once the broker lists each with its partitions.
+
+    A broker that has just started (the session's, or one a fault test restarted)
+    can refuse a creation while it catches up, or list a new topic a moment late;
+    the broker's answer is checked rather than assumed, and refused creations retried.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=brokers)
     await admin.start()
+    pending = dict(names_partitions)
+    deadline = time.monotonic() + timeout
     try:
-        topics = [NewTopic(name, partitions, 1, topic_configs=dict(config or {}))
-                  for name, partitions in names_partitions.items()]
-        await admin.create_topics(topics)
+        while True:
+            response = await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=dict(config or {}))
+                                                  for name, partitions in pending.items()])
+            refused = {topic: (code, message) for topic, code, message in response.topic_errors
+                       if code not in (0, TOPIC_ALREADY_EXISTS)}
+            listed = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(list(pending))
+                      if t["error_code"] == 0}
+            pending = {name: n for name, n in pending.items() if listed.get(name) != n}
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"topics not created within {timeout}s: {sorted(pending)}; refused: {refused}")
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    await asyncio.sleep(0.2)
 
 
 @pytest.fixture

@@ -23,14 +23,13 @@ from tests.conftest import create_topics, unique_name
 from tests.kafka_helpers import read_topic
 
 
-@pytest.fixture
-def metadata_without_brokers(monkeypatch):
-    """While set, a client's metadata names no broker, as a broker's first answer after a restart can."""
+def hide_brokers(monkeypatch) -> None:
+    """From here on a client's metadata names no broker, as a broker's first answer after a restart can."""
     monkeypatch.setattr(AIOKafkaClient, "get_random_node", lambda self: None)
-    return monkeypatch
 
 
-async def test_a_producer_start_without_brokers_is_a_broker_failure(brokers, metadata_without_brokers):
+async def test_a_producer_start_without_brokers_is_a_broker_failure(brokers, monkeypatch):
+    hide_brokers(monkeypatch)
     producer = KafkaTransport(brokers).producer(transactional_id=unique_name("no-brokers"))
     with pytest.raises(Exception) as failure:
         await producer.start()
@@ -39,10 +38,10 @@ async def test_a_producer_start_without_brokers_is_a_broker_failure(brokers, met
     assert "no broker ready" in str(failure.value)
 
 
-async def test_a_worker_producer_that_failed_to_start_is_replaced_and_starts_later(brokers,
-                                                                                  metadata_without_brokers):
+async def test_a_worker_producer_that_failed_to_start_is_replaced_and_starts_later(brokers, monkeypatch):
     topic = unique_name("restart-producer")
     await create_topics(brokers, {topic: 1})
+    hide_brokers(monkeypatch)
     transaction = WorkerTransaction(KafkaTransport(brokers), unique_name("restart-producer"), {})
     failed = transaction.producer
     with pytest.raises(Exception) as failure:
@@ -50,7 +49,7 @@ async def test_a_worker_producer_that_failed_to_start_is_replaced_and_starts_lat
     assert broker_unavailable(failure.value)
     assert transaction.producer is not failed and not transaction.started
 
-    metadata_without_brokers.undo()  # the broker is ready now
+    monkeypatch.undo()  # the broker is ready now
     try:
         await transaction.send_many([OutRecord(topic, 0, b"k", b"v", None, ())])
         await transaction.flush()
