@@ -1,10 +1,12 @@
 """The per-record CPU cost of the framework's hot path, without a broker.
 
-    python -m bench.hotpath [--records 200000] [--pipeline stateless|count] [--hash-sides] [--profile]
+    python -m bench.hotpath [--records 200000] [--pipeline stateless|count|windowed] [--hash-sides] [--profile]
 
 Each round runs every side in turn: for stateless the raw loop, the framework with
 its stateless operators fused and without; for count (updates to an output topic)
-the framework with its record cache (10 MiB) and without (cache_max_bytes=0).
+the framework with its record cache (10 MiB) and without (cache_max_bytes=0); for
+windowed, bench/windowed_count.py's two sides: a tumbling one-minute count with
+final results to an output topic, and the plain count with no output topic.
 
 Feeds the same fetched records (aiokafka ConsumerRecords, as getmany returns
 them) through (a) the raw loop's work: loads, filter, map, dumps, append to a
@@ -28,6 +30,7 @@ import pstats
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,7 @@ from streams.task.ordering import in_send_order, process_poll
 from streams.task.task import Task
 from streams.transport.kafka.consumer import to_raw_batches
 from streams.transport.kafka.producer import DEFAULTS, KafkaProducer
+from streams.windows import Tumbling
 
 INPUT, OUTPUT = "orders", "enriched"
 BATCH = 10_000
@@ -122,12 +126,17 @@ class StubbedProducer(KafkaProducer):
     sent = 0
 
 
-def build(pipeline: str, state_dir: Path, fuse: bool = True,
-          cache_max_bytes: int = 0) -> tuple[App, dict[int, Task]]:
+def build(pipeline: str, state_dir: Path, fuse: bool = True, cache_max_bytes: int = 0,
+          shape: str | None = None) -> tuple[App, dict[int, Task]]:
     app = App("hotpath", state_dir=state_dir, cache_max_bytes=cache_max_bytes)
     stream = app.stream(INPUT)
     if pipeline == "stateless":
         stream.filter(keep).map_values(enrich).to(OUTPUT)
+    elif shape == "windowed":
+        window = Tumbling(timedelta(minutes=1), grace=timedelta(seconds=10))
+        stream.group_by_key().window(window).count(name="counts", emit="final").to(OUTPUT)
+    elif shape == "plain":
+        stream.group_by_key().count(name="counts")
     else:
         stream.group_by_key().count(name="counts").to_stream().to(OUTPUT)
     topology = compile_topology(app.builder, fuse=fuse)
@@ -189,7 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--keys", type=int, default=100_000)
-    parser.add_argument("--pipeline", choices=("stateless", "count"), default="stateless")
+    parser.add_argument("--pipeline", choices=("stateless", "count", "windowed"), default="stateless")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--commit-every", type=int, default=5, help="polls between commits")
     parser.add_argument("--hash-sides", action="store_true", help="C against Python murmur2, stateless")
@@ -200,6 +209,9 @@ def main() -> None:
         sides = {"c-hash": {"fuse": True}, "py-hash": {"fuse": True}}
     elif args.pipeline == "stateless":
         sides = {"fused": {"fuse": True}, "unfused": {"fuse": False}}
+    elif args.pipeline == "windowed":
+        sides = {"windowed": {"shape": "windowed"},
+                 "plain": {"shape": "plain"}}
     else:
         sides = {"cached": {"cache_max_bytes": 10 * 1024 * 1024}, "uncached": {"cache_max_bytes": 0}}
     raw_rates: list[float] = []

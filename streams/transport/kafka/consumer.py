@@ -13,6 +13,7 @@ from aiokafka.errors import IncompatibleBrokerVersion, NoOffsetForPartitionError
 from streams.gcpause import gc_paused
 from streams.transport.base import GroupAssignor, GroupMetadata, RawRecord, RebalanceListener, TopicPartition
 from streams.transport.kafka.assignor import AssignorAdapter
+from streams.transport.kafka.fetched import AS_RAW
 from streams.transport.kafka.partitions import (
     all_from_aiokafka,
     all_to_aiokafka,
@@ -45,6 +46,7 @@ class KafkaConsumer:
     ) -> None:
         options: dict[str, Any] = {**DEFAULTS, **(config or {})}
         options["enable_auto_commit"] = False
+        options["key_deserializer"] = AS_RAW  # records arrive as RawRecords (fetched.py)
         if assignor is not None:
             options["partition_assignment_strategy"] = (AssignorAdapter(assignor),)
         self.group_id = group_id
@@ -241,23 +243,26 @@ class ListenerAdapter(ConsumerRebalanceListener):
 
 
 def to_raw_batches(
-    batches: Mapping[aiokafka.TopicPartition, list[aiokafka.ConsumerRecord]],
+    batches: Mapping[aiokafka.TopicPartition, list[RawRecord] | list[aiokafka.ConsumerRecord]],
 ) -> dict[TopicPartition, list[RawRecord]]:
     """getmany's result in the transport's types.
 
-    This runs for every record consumed, so it builds the tuples directly:
+    The records are RawRecords already (fetched.py); only if aiokafka could not
+    be made to build them are ConsumerRecords copied, as tuples built directly:
     RawRecord(...) would add a Python-level call per record.
     """
     result = {}
     new = tuple.__new__
-    with gc_paused():
-        for tp, messages in batches.items():
-            topic, partition = tp.topic, tp.partition
-            result[TopicPartition(topic, partition)] = [
-                new(RawRecord, (topic, partition, m.offset, m.timestamp, m.key, m.value,
-                                _headers(m.headers) if m.headers else ()))
-                for m in messages
-            ]
+    for tp, messages in batches.items():
+        topic, partition = tp.topic, tp.partition
+        if messages and type(messages[0]) is not RawRecord:
+            with gc_paused():
+                messages = [
+                    new(RawRecord, (topic, partition, m.offset, m.timestamp, m.key, m.value,
+                                    _headers(m.headers) if m.headers else ()))
+                    for m in messages
+                ]
+        result[TopicPartition(topic, partition)] = messages
     return result
 
 
