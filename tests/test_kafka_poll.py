@@ -16,9 +16,9 @@ import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka import TopicPartition as KafkaPartition
-from conftest import unique_name
+from conftest import create_topics, unique_name
 
-from streams.transport import OutRecord, RawRecord, TopicPartition, TopicSpec
+from streams.transport import OutRecord, RawRecord, TopicPartition
 from streams.transport.kafka import KafkaTransport
 from streams.transport.kafka.consumer import to_raw_batches
 from streams.transport.kafka.fetched import INSTALLED
@@ -40,10 +40,7 @@ async def produce(transport: KafkaTransport, topic: str, partitions: int, per_pa
 async def test_polls_return_every_record_once_in_order_within_max_records(brokers):
     transport = KafkaTransport(brokers)
     topic = unique_name("poll")
-    admin = transport.admin()
-    await admin.start()
-    await admin.create_topics([TopicSpec(topic, 3)])
-    await admin.stop()
+    await create_topics(brokers, {topic: 3})
     await produce(transport, topic, 3, 500)
     consumer = transport.consumer(None)
     await consumer.start()
@@ -70,10 +67,7 @@ async def test_polls_return_every_record_once_in_order_within_max_records(broker
 async def test_a_poll_for_one_record_waits_for_it(brokers):
     transport = KafkaTransport(brokers)
     topic = unique_name("poll-one")
-    admin = transport.admin()
-    await admin.start()
-    await admin.create_topics([TopicSpec(topic, 1)])
-    await admin.stop()
+    await create_topics(brokers, {topic: 1})
     consumer = transport.consumer(None)
     await consumer.start()
     try:
@@ -94,10 +88,7 @@ async def test_fetched_records_are_raw_records_and_agree_with_a_plain_consumer(b
     """Committed, aborted and headed records, read committed: the same records a plain aiokafka consumer reads."""
     transport = KafkaTransport(brokers)
     topic = unique_name("poll-raw")
-    admin = transport.admin()
-    await admin.start()
-    await admin.create_topics([TopicSpec(topic, 2)])
-    await admin.stop()
+    await create_topics(brokers, {topic: 2})
     producer = transport.producer(transactional_id=unique_name("poll-raw"))
     await producer.start()
     try:
