@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 REPO = Path(__file__).resolve().parent.parent
-TOPIC_ALREADY_EXISTS = 36
 KAFKA_SCRIPT = REPO / "scripts" / "kafka"
 REGISTRY_SCRIPT = REPO / "scripts" / "schema-registry"
 
@@ -114,7 +114,7 @@ async def create_topics(brokers: str, names_partitions: dict[str, int], config: 
             response = await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=dict(config or {}))
                                                   for name, partitions in pending.items()])
             refused = {topic: (code, message) for topic, code, message in response.topic_errors
-                       if code not in (0, TOPIC_ALREADY_EXISTS)}
+                       if code not in (0, TopicAlreadyExistsError.errno)}
             listed = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(list(pending))
                       if t["error_code"] == 0}
             pending = {name: n for name, n in pending.items() if listed.get(name) != n}

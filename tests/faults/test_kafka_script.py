@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
-import os
-import subprocess
-import sys
 import uuid
 
-from tests.conftest import KAFKA_SCRIPT
-from tests.faults.broker import shared_libs
+from tests.faults.broker import KAFKA_SCRIPT, shared_libs
 
 
 def load_script(monkeypatch, home):
@@ -27,10 +23,7 @@ def load_script(monkeypatch, home):
     return module
 
 
-def test_a_cluster_id_that_starts_with_a_dash_is_formatted(monkeypatch, tmp_path):
-    fetched = subprocess.run([sys.executable, str(KAFKA_SCRIPT), "fetch"], capture_output=True, text=True,
-                             timeout=600, env={**os.environ, "STREAMS_KAFKA_LIBS": str(shared_libs())})
-    assert fetched.returncode == 0, fetched.stderr
+def test_a_cluster_id_that_starts_with_a_dash_is_formatted(kafka_libs, monkeypatch, tmp_path):
     script = load_script(monkeypatch, tmp_path)
     dashed = uuid.UUID(bytes=b"\xf8" + bytes(range(15)))  # 0xf8's top six bits are 62: "-" in URL-safe base64
     monkeypatch.setattr(script.uuid, "uuid4", lambda: dashed)
